@@ -396,6 +396,25 @@ class DatasetWriter:
             writer.close()
         self._files[name] = {"path": rel, "bytes": writer.nbytes, "sha256": writer.sha256.hexdigest()}
 
+    def add_file(self, name: str, local_path: str) -> None:
+        """Add a finished local file (e.g. written by a worker process) to the dataset; it is moved or uploaded."""
+        if name in self._files or name == MANIFEST:
+            raise StorageError(f"dataset {self.prefix}: file {name!r} written twice or reserved")
+        h = hashlib.sha256()
+        with open(local_path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        size = os.path.getsize(local_path)
+        rel = self._rel(name)
+        if self.storage.is_local:
+            dest = os.path.join(self._tmp, *rel.split("/"))
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            shutil.move(local_path, dest)
+        else:
+            self.storage.fs.put_file(local_path, self.storage._path(f"{self.prefix}/{rel}"))
+            os.remove(local_path)
+        self._files[name] = {"path": rel, "bytes": size, "sha256": h.hexdigest()}
+
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a whole file of the dataset."""
         with self.open(name) as f:

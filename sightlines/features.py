@@ -1,0 +1,385 @@
+"""Profiles -> features: typed records of a block of users become a columnar chunk, then feature columns.
+
+Two pure steps, both independent of storage:
+
+* :func:`chunk_from_users` flattens a block of decoded users into numpy arrays
+  (scalar values, and for every list of timestamped records a flat array of
+  events: user index, time, numeric fields). This is the only per-user Python.
+* :func:`feature_columns` turns a chunk into the schema's feature columns as of
+  any instant. ``time_travel=True`` computes what was knowable at that instant:
+  events after it are ignored and state columns are missing.
+
+Examples
+--------
+>>> import datetime as dt
+>>> from sightlines._decode import build_plan
+>>> from sightlines.profiles import decode_block
+>>> from sightlines.schema import learn_schema
+>>> users = [{"id": "a", "purchases": [{"time": "2026-11-20T10:00:00Z", "total": 10},
+...                                    {"time": "2026-01-02T10:00:00Z", "total": 30}]},
+...          {"id": "b", "purchases": []}]
+>>> schema = learn_schema(users, min_support=0.0)
+>>> plan = build_plan(schema, schema.roles)
+>>> import orjson
+>>> block = decode_block([orjson.dumps(u) for u in users], 1, "x", plan, {})
+>>> chunk = chunk_from_users(block.users, block.ids, plan, schema, latest=end_of_day(dt.date(2026, 11, 24)))
+>>> cols = feature_columns(chunk, schema, as_of=end_of_day(dt.date(2026, 11, 24)))
+>>> cols["purchases.n"].tolist(), cols["purchases.n_7d"].tolist(), cols["purchases.total.sum_365d"].tolist()
+([2.0, 0.0], [1.0, 0.0], [40.0, 0.0])
+>>> old = feature_columns(chunk, schema, as_of=end_of_day(dt.date(2026, 6, 1)), time_travel=True)
+>>> old["purchases.n"].tolist()
+[1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ._decode import MAX_LIST, Plan
+from ._timeparse import end_of_day, parse_times
+from .config import Roles
+from .schema import LEVEL_WINDOWS, EventArray, Schema, column_name
+
+__all__ = ["Chunk", "EventBlock", "chunk_from_users", "feature_columns", "to_table", "to_float", "end_of_day",
+           "ITEMS_FIELD"]
+
+_DAY = 86400.0
+#: name of the per-purchase item count (sum of ``qty``, 1 per item without one) in an EventBlock
+ITEMS_FIELD = "__items__"
+
+
+@dataclass
+class EventBlock:
+    """The events of one list of timestamped records, for a block of users.
+
+    ``uidx`` (sorted) says whose event each is; ``t`` is the event time in
+    epoch seconds (NaN if unreadable); ``values`` holds per-record numbers,
+    ``flag_times`` per-record timestamps-or-null, ``codes`` per-record
+    categorical codes (-1: other or missing).
+    """
+
+    uidx: np.ndarray
+    t: np.ndarray
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    flag_times: dict[str, np.ndarray] = field(default_factory=dict)
+    codes: dict[str, np.ndarray] = field(default_factory=dict)
+    skus: list[Any] | None = None
+    sku_uidx: np.ndarray | None = None
+    sku_t: np.ndarray | None = None
+
+
+@dataclass
+class Chunk:
+    """A block of users in columnar form."""
+
+    user_ids: list[str]
+    scalars: dict[str, np.ndarray]
+    lists: dict[str, np.ndarray]
+    events: dict[str, EventBlock]
+    created: np.ndarray
+    optout: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.user_ids)
+
+
+def to_float(values: list[Any]) -> np.ndarray:
+    """Numbers (and numeric strings) -> float64; anything else (objects, text, inf) -> NaN."""
+    try:
+        out = np.array(values, dtype=np.float64)
+    except (ValueError, TypeError):
+        out = np.empty(len(values), dtype=np.float64)
+        for i, v in enumerate(values):
+            t = type(v)
+            if t is float or t is int or t is bool:
+                out[i] = v
+            elif t is str:
+                try:
+                    out[i] = float(v)
+                except ValueError:
+                    out[i] = np.nan
+            else:
+                out[i] = np.nan
+    if out.ndim != 1:  # e.g. every value a list of the same length
+        return np.full(len(values), np.nan)
+    out[~np.isfinite(out)] = np.nan
+    return out
+
+
+def _codes(values: list[Any], levels: tuple[str, ...]) -> np.ndarray:
+    """Categorical codes: level index, ``len(levels)`` for other, NaN for missing."""
+    index = {lev: float(i) for i, lev in enumerate(levels)}
+    other = float(len(levels))
+    nan = np.nan
+    out = []
+    for v in values:
+        t = type(v)
+        if t is str:
+            out.append(index.get(v, other))
+        elif v is None:
+            out.append(nan)
+        elif t is bool:
+            out.append(index.get("true" if v else "false", other))
+        elif t is int or t is float:
+            out.append(index.get(str(v), other))
+        else:
+            out.append(nan)
+    return np.array(out, dtype=np.float64)
+
+
+def _record_codes(values: list[Any], levels: tuple[str, ...]) -> np.ndarray:
+    index = {lev: i for i, lev in enumerate(levels)}
+    return np.array([index.get(v, -1) if type(v) is str else -1 for v in values], dtype=np.int16)
+
+
+def _field(records: list[Any], attr: str) -> list[Any]:
+    """The values of one attribute over a list of typed records (a C-speed loop)."""
+    return list(map(attrgetter(attr), records))
+
+
+def _lengths(values: list[Any]) -> np.ndarray:
+    return np.array([len(v) if type(v) is list and len(v) <= MAX_LIST else np.nan for v in values], dtype=np.float64)
+
+
+def chunk_from_users(users: list[Any], ids: list[str], plan: Plan, schema: Schema | None, *,
+                     latest: float, roles: Roles | None = None) -> Chunk:
+    """Flatten a block of decoded users into a :class:`Chunk`.
+
+    Parameters
+    ----------
+    users : list
+        Typed records from :func:`sightlines.profiles.decode_block`.
+    ids : list of str
+        Their user ids.
+    plan : Plan
+        The decoding plan the records were decoded with.
+    schema : Schema or None
+        The feature schema (None: only the role fields, e.g. while learning).
+    latest : float
+        Epoch seconds after which a time is absurd (the snapshot's end plus a
+        day): such times become missing.
+    roles : Roles, optional
+        Where the event roles live; defaults to the schema's.
+    """
+    roles = roles or (schema.roles if schema is not None else Roles())
+    n = len(users)
+    scalars: dict[str, np.ndarray] = {}
+    lists: dict[str, np.ndarray] = {}
+    if schema is not None:
+        for s in schema.scalars:
+            get = plan.get[".".join(s.path)]
+            vals = list(map(get, users))
+            if s.kind == "timestamp":
+                scalars[s.name] = parse_times(vals, latest=latest)
+            elif s.kind == "categorical":
+                scalars[s.name] = _codes(vals, s.levels)
+            else:
+                scalars[s.name] = to_float(vals)
+        for lst in schema.lists:
+            get = plan.get[".".join(lst.path)]
+            lists[lst.name] = _lengths(list(map(get, users)))
+
+    ev_specs: dict[str, EventArray] = {}
+    if schema is not None:
+        ev_specs = {".".join(e.path): e for e in schema.events}
+    events: dict[str, EventBlock] = {}
+    role_of = {p: r for r, p in roles.event_roles().items()}
+    for path, node in plan.record_nodes.items():
+        spec = ev_specs.get(path)
+        get = plan.get[path]
+        per_user = list(map(get, users))
+        counts = np.fromiter((len(x) if x is not None else 0 for x in per_user), dtype=np.int64, count=n)
+        too_long = counts > MAX_LIST
+        if too_long.any():
+            for i in np.flatnonzero(too_long):
+                per_user[i] = None
+            counts[too_long] = 0
+        flat = [r for x in per_user if x for r in x]
+        uidx = np.repeat(np.arange(n, dtype=np.int64), counts)
+        tf = spec.time_field if spec else roles.time_field
+        block = EventBlock(uidx=uidx, t=parse_times(_field(flat, node.children[tf].attr), latest=latest))
+        numeric = set(spec.numeric) if spec else set()
+        flags = set(spec.flags) if spec else set()
+        role = role_of.get(path)
+        children = node.children
+        if role == "purchases" and roles.order_total in children:
+            numeric.add(roles.order_total)
+        if role == "messages":
+            flags.update(f for f in (roles.message_opened, roles.message_clicked) if f in children)
+        for f in sorted(numeric):
+            attr = node.children[f].attr
+            block.values[f] = to_float(_field(flat, attr))
+        for f in sorted(flags):
+            attr = node.children[f].attr
+            block.flag_times[f] = parse_times(_field(flat, attr), latest=latest)
+        if spec:
+            for f in spec.lengths:
+                attr = node.children[f].attr
+                block.values[f"{f}_n"] = _lengths(_field(flat, attr))
+            for f, levels in spec.levels.items():
+                attr = node.children[f].attr
+                block.codes[f] = _record_codes(_field(flat, attr), levels)
+        if role == "purchases" and roles.order_items in children and children[roles.order_items].kind == "items":
+            _add_items(block, node, flat, roles)
+        events[path] = block
+
+    created = plan.get[roles.created]
+    optout = plan.get[roles.optout]
+    return Chunk(
+        user_ids=ids,
+        scalars=scalars,
+        lists=lists,
+        events=events,
+        created=parse_times(list(map(created, users)), latest=latest),
+        optout=parse_times(list(map(optout, users)), latest=latest),
+    )
+
+
+def _add_items(block: EventBlock, node: Any, flat: list[Any], roles: Any) -> None:
+    """Per purchase: number of items (sum of qty; 1 per item without a usable qty) and the SKUs bought."""
+    items_attr = node.children[roles.order_items].attr
+    inode = node.children[roles.order_items]
+    qty_attr = inode.children["qty"].attr
+    sku_attr = inode.children[roles.item_sku].attr
+    per = _field(flat, items_attr)
+    per = [x if x is not None and len(x) <= MAX_LIST else None for x in per]
+    n_items = np.fromiter((len(x) if x else 0 for x in per), dtype=np.int64, count=len(per))
+    flat_items = [it for x in per if x for it in x]
+    qty = to_float(_field(flat_items, qty_attr))
+    qty = np.where(np.isnan(qty) | (qty < 0) | (qty > 10_000), 1.0, qty)
+    rec_of_item = np.repeat(np.arange(len(per), dtype=np.int64), n_items)
+    total_qty = np.bincount(rec_of_item, weights=qty, minlength=len(per)).astype(np.float64)
+    total_qty[np.array([x is None for x in per], dtype=bool)] = np.nan
+    block.values[ITEMS_FIELD] = total_qty
+    block.skus = _field(flat_items, sku_attr)
+    block.sku_uidx = block.uidx[rec_of_item] if len(per) else np.zeros(0, dtype=np.int64)
+    block.sku_t = block.t[rec_of_item] if len(per) else np.zeros(0)
+
+
+# ---------------------------------------------------------------------------
+# feature columns
+# ---------------------------------------------------------------------------
+
+
+def _segment_extreme(uidx: np.ndarray, x: np.ndarray, n: int, fn: Any) -> np.ndarray:
+    """Per-user min or max of ``x`` (``uidx`` sorted); NaN for users without values."""
+    out = np.full(n, np.nan)
+    if len(x) == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, uidx[1:] != uidx[:-1]])
+    out[uidx[starts]] = fn.reduceat(x, starts)
+    return out
+
+
+def _event_features(ev: EventArray, block: EventBlock, n: int, as_of: float, windows: tuple[int, ...],
+                    cols: dict[str, np.ndarray]) -> None:
+    p = ev.name
+    nb = len(windows) + 1
+    with np.errstate(invalid="ignore"):
+        age = (as_of - block.t) / _DAY
+        valid = age >= 0
+    uidx = block.uidx[valid]
+    age_v = age[valid]
+    bucket = np.searchsorted(np.asarray(windows, dtype=np.float64), age_v, side="right")
+    key = uidx * nb + bucket
+
+    def windowed(weights: np.ndarray | None) -> np.ndarray:
+        m = np.bincount(key, weights=weights, minlength=n * nb).reshape(n, nb)
+        return np.cumsum(m, axis=1)
+
+    cnt = windowed(None)
+    cols[f"{p}.n"] = cnt[:, -1]
+    for k, w in enumerate(windows):
+        cols[f"{p}.n_{w}d"] = cnt[:, k]
+    cols[f"{p}.days_since_first"] = _segment_extreme(uidx, age_v, n, np.maximum)
+    cols[f"{p}.days_since_last"] = _segment_extreme(uidx, age_v, n, np.minimum)
+
+    fields: list[tuple[str, np.ndarray]] = []
+    for f in ev.numeric:
+        fields.append((f, block.values[f][valid]))
+    for f in ev.flags:
+        ft = block.flag_times[f]
+        with np.errstate(invalid="ignore"):
+            fields.append((f, (ft[valid] <= as_of).astype(np.float64)))
+    for f in ev.lengths:
+        fields.append((f"{f}_n", block.values[f"{f}_n"][valid]))
+    for f, x in fields:
+        present = ~np.isnan(x)
+        s = windowed(np.where(present, x, 0.0))
+        c = windowed(present.astype(np.float64))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s / c
+        name = column_name([f])
+        for k, w in enumerate(windows):
+            cols[f"{p}.{name}.sum_{w}d"] = s[:, k]
+            cols[f"{p}.{name}.mean_{w}d"] = mean[:, k]
+    for f in ev.flags:
+        ft = block.flag_times[f]
+        with np.errstate(invalid="ignore"):
+            fage = (as_of - ft) / _DAY
+            ok = fage >= 0
+        cols[f"{p}.{column_name([f])}.days_since_last"] = _segment_extreme(block.uidx[ok], fage[ok], n, np.minimum)
+    for f, levels in sorted(ev.levels.items()):
+        codes = block.codes[f][valid]
+        lw = np.asarray(LEVEL_WINDOWS, dtype=np.float64)
+        lb = np.searchsorted(lw, age_v, side="right")
+        for li, lev in enumerate(levels):
+            sel = codes == li
+            m = np.bincount(uidx[sel] * (len(lw) + 1) + lb[sel], minlength=n * (len(lw) + 1)).reshape(n, -1)
+            m = np.cumsum(m, axis=1)
+            for k, w in enumerate(LEVEL_WINDOWS):
+                cols[f"{p}.{column_name([f])}={column_name([lev])}.n_{w}d"] = m[:, k]
+
+
+def feature_columns(chunk: Chunk, schema: Schema, *, as_of: float, time_travel: bool = False) -> dict[str, np.ndarray]:
+    """The schema's feature columns for a chunk, as of ``as_of`` (epoch seconds).
+
+    Parameters
+    ----------
+    chunk : Chunk
+    schema : Schema
+    as_of : float
+        The instant the features describe (for a snapshot of day D: the end of D).
+    time_travel : bool, default=False
+        Compute what was knowable at ``as_of`` only: state columns are missing.
+
+    Returns
+    -------
+    dict
+        Column name -> float32 array, in ``schema.column_names()`` order.
+    """
+    n = chunk.n
+    cols: dict[str, np.ndarray] = {}
+    for s in schema.scalars:
+        v = chunk.scalars[s.name]
+        if s.kind == "timestamp":
+            with np.errstate(invalid="ignore"):
+                d = (as_of - v) / _DAY
+            d[d < 0] = np.nan
+            cols[s.name] = d
+        else:
+            cols[s.name] = np.full(n, np.nan) if time_travel else v
+    for lst in schema.lists:
+        cols[f"{lst.name}.len"] = np.full(n, np.nan) if time_travel else chunk.lists[lst.name]
+    for ev in schema.events:
+        _event_features(ev, chunk.events[".".join(ev.path)], n, as_of, schema.windows, cols)
+    return {name: np.asarray(cols[name], dtype=np.float32) for name in schema.column_names()}
+
+
+def to_table(user_ids: list[str], cols: dict[str, np.ndarray], extra: dict[str, Any] | None = None) -> pa.Table:
+    """A pyarrow table: ``user_id`` first, then ``extra`` columns, then the features."""
+    arrays = [pa.array(user_ids, type=pa.string())]
+    names = ["user_id"]
+    for k, v in (extra or {}).items():
+        arrays.append(pa.array(v))
+        names.append(k)
+    for k, v in cols.items():
+        arrays.append(pa.array(v, type=pa.float32()))
+        names.append(k)
+    return pa.Table.from_arrays(arrays, names=names)

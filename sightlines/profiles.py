@@ -1,0 +1,204 @@
+"""Reading a day's snapshot of JSON profiles: files, lines, bad records.
+
+A snapshot is ``clients/{client}/raw/{date}/*.ndjson.gz`` (plain ``.ndjson`` /
+``.jsonl`` too). Lines are read in blocks and decoded with the schema's
+:class:`~sightlines._decode.Plan`. A line that is not JSON, not an object,
+has no usable id, or repeats an id already seen becomes a :class:`BadRecord`
+(file, line number, reason, the text) and never stops the run; blank lines
+and byte-order marks are skipped.
+
+Examples
+--------
+>>> from sightlines._decode import build_plan
+>>> from sightlines.config import Roles
+>>> plan = build_plan(None, Roles())
+>>> block = decode_block([b'{"id": "a"}', b'not json', b'', b'{"id": "a"}'], 1, "f.ndjson", plan, {})
+>>> block.ids, [(b.line, b.reason.split(" (")[0]) for b in block.bad], block.blank
+(['a'], [(2, 'not valid JSON'), (4, "duplicate id 'a'")], 1)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import msgspec
+
+from ._decode import Plan, parse_json_line
+from .storage import ClientStore
+
+__all__ = ["BadRecord", "DecodedBlock", "raw_files", "iter_line_blocks", "decode_block", "RAW_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+RAW_SUFFIXES = (".ndjson.gz", ".jsonl.gz", ".json.gz", ".ndjson", ".jsonl")
+BOM = b"\xef\xbb\xbf"
+_MAX_TEXT = 2000
+_MAX_ID = 256
+
+
+@dataclass(frozen=True)
+class BadRecord:
+    """A line kept aside: where it was, why, and (the start of) its text."""
+
+    file: str
+    line: int
+    kind: str  # not_json | not_object | no_id | duplicate_id
+    reason: str
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "kind": self.kind, "reason": self.reason, "record": self.text}
+
+
+@dataclass
+class DecodedBlock:
+    """The good users of a block of lines (typed records, ids, line numbers) and the bad lines."""
+
+    users: list[Any] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    bad: list[BadRecord] = field(default_factory=list)
+    blank: int = 0
+    lenient: int = 0
+
+
+def raw_files(store: ClientStore, date: str) -> list[str]:
+    """Client-relative keys of the snapshot files of ``date``, sorted by name."""
+    prefix = store.raw(date)
+    return [f"{prefix}/{n}" for n in store.list(prefix) if n.endswith(RAW_SUFFIXES)]
+
+
+def _open_text_stream(store: ClientStore, key: str) -> IO[bytes]:
+    raw = store.open(key)
+    if key.endswith(".gz"):
+        from isal import igzip
+
+        return igzip.IGzipFile(fileobj=raw, mode="rb")
+    return raw
+
+
+def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20,
+                     max_lines: int | None = None) -> Iterator[tuple[int, list[bytes]]]:
+    """Yield ``(first_line_number, lines)`` blocks of a snapshot file (1-based line numbers).
+
+    Lines are split on ``\\n``; the decompressed stream is read ``block_bytes``
+    at a time so memory stays flat whatever the file size.
+    """
+    lineno = 1
+    rest = b""
+    with _open_text_stream(store, key) as f:
+        while True:
+            data = f.read(block_bytes)
+            if not data:
+                break
+            data = rest + data
+            lines = data.split(b"\n")
+            rest = lines.pop()
+            if max_lines is not None and lineno - 1 + len(lines) >= max_lines:
+                lines = lines[: max_lines - lineno + 1]
+                yield lineno, lines
+                return
+            if lines:
+                yield lineno, lines
+                lineno += len(lines)
+        if rest:
+            yield lineno, [rest]
+
+
+def _text(line: bytes) -> str:
+    return line[:_MAX_TEXT].decode("utf-8", errors="replace")
+
+
+def _usable_id(value: Any) -> str | None:
+    t = type(value)
+    if t is str:
+        v = value.strip()
+        return v if v and len(v) <= _MAX_ID else None
+    if t is int:
+        return str(value)
+    return None
+
+
+def decode_block(lines: list[bytes], first_lineno: int, file_name: str, plan: Plan, seen: dict[str, int],
+                 *, id_path: str = "id") -> DecodedBlock:
+    """Decode a block of lines; good users go to ``users``, the rest to ``bad``.
+
+    Parameters
+    ----------
+    lines : list of bytes
+        Raw lines (without ``\\n``).
+    first_lineno : int
+        Line number of ``lines[0]`` in its file (1-based).
+    file_name : str
+        The file's name, for messages.
+    plan : Plan
+        Decoding plan of the client's schema.
+    seen : dict
+        Ids seen so far in this snapshot -> line number; updated in place.
+    id_path : str, default="id"
+        Dotted path of the user id.
+    """
+    out = DecodedBlock()
+    decode = plan.decoder.decode
+    get_id = plan.get[id_path]
+    users, ids, linenos = out.users, out.ids, out.lines
+    for offset, line in enumerate(lines):
+        if line[:3] == BOM:
+            line = line[3:]
+        lineno = first_lineno + offset
+        try:
+            user = decode(line)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            if not line.strip():
+                out.blank += 1
+                continue
+            user = _lenient(line, plan, file_name, lineno, out)
+            if user is None:
+                continue
+        uid = _usable_id(get_id(user))
+        if uid is None:
+            out.bad.append(BadRecord(file_name, lineno, "no_id",
+                                     f"no usable id at '{id_path}' (got {_describe(get_id(user))})", _text(line)))
+            continue
+        first = seen.get(uid)
+        if first is not None:
+            out.bad.append(BadRecord(file_name, lineno, "duplicate_id",
+                                     f"duplicate id {uid!r} (first seen at line {first})", _text(line)))
+            continue
+        seen[uid] = lineno
+        users.append(user)
+        ids.append(uid)
+        linenos.append(lineno)
+    return out
+
+
+def _lenient(line: bytes, plan: Plan, file_name: str, lineno: int, out: DecodedBlock) -> Any:
+    try:
+        obj = parse_json_line(line)
+    except ValueError as exc:
+        out.bad.append(BadRecord(file_name, lineno, "not_json", str(exc), _text(line)))
+        return None
+    if type(obj) is not dict:
+        out.bad.append(BadRecord(file_name, lineno, "not_object", f"not a JSON object (got {_describe(obj)})", _text(line)))
+        return None
+    out.lenient += 1
+    return plan.coerce(obj)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "an empty string" if not value.strip() else ("a string" if len(value) <= _MAX_ID else "a very long string")
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
