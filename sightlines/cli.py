@@ -152,6 +152,60 @@ def cmd_step(args: argparse.Namespace) -> int:
     return 0
 
 
+#: exit code of ``run`` when only stale predictions could be republished
+EXIT_STALE = 3
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_daily
+
+    storage = _storage(args)
+    out = run_daily(args.client, args.date, storage, config=_client_config(storage, args.client))
+    if args.json:
+        print(json.dumps({"client": out.client, "date": out.date.isoformat(), "stale_days": out.stale_days,
+                          "seconds": round(out.seconds, 2), "steps": [r.to_dict() for r in out.steps]},
+                         indent=2, sort_keys=True, default=str))
+    else:
+        print(out.summary())
+    if out.published is None:
+        return 1
+    return 0 if out.stale_days == 0 else EXIT_STALE
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .show import format_table, user_sightlines
+
+    storage = _storage(args)
+    store = storage.client(args.client)
+    date, manifest, rows = user_sightlines(store, args.user, args.date.isoformat() if args.date else None)
+    if args.json:
+        print(json.dumps({"client": args.client, "user_id": args.user, "date": date,
+                          "stale_days": manifest.get("stale_days", 0),
+                          "sightlines": [r.__dict__ for r in rows]}, indent=2, sort_keys=True))
+    else:
+        print(format_table(args.client, args.user, date, manifest, rows))
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from .catalog import catalog
+
+    storage = _storage(args)
+    config = _client_config(storage, args.client) if args.client else None
+    for s in catalog(config):
+        if args.json:
+            print(json.dumps(s.to_dict(), sort_keys=True))
+        else:
+            print(f"{s.name:12s} {s.description:45s} {s.role:9s} {s.aggregate:5s} {s.horizon:4d}d  {s.objective}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(root=args.root, clients=args.clients, users=args.users, date=args.date)
+
+
 # -- parser -----------------------------------------------------------------------
 
 
@@ -204,6 +258,28 @@ def build_parser() -> argparse.ArgumentParser:
     common(st)
     st.add_argument("--sightline", help="the sightline (train only)")
     st.set_defaults(fn=cmd_step)
+
+    r = sub.add_parser("run", help="the whole day of one client: extract, sample, train, score, publish")
+    common(r)
+    r.set_defaults(fn=cmd_run)
+
+    sh = sub.add_parser("show", help="one user's sightlines, in words and human units")
+    common(sh, date_required=False)
+    sh.add_argument("--user", required=True, help="user id")
+    sh.set_defaults(fn=cmd_show)
+
+    ct = sub.add_parser("catalog", help="list the sightlines (of a client, with its additions)")
+    ct.add_argument("--root", default=None)
+    ct.add_argument("--client")
+    ct.add_argument("--json", action="store_true")
+    ct.set_defaults(fn=cmd_catalog)
+
+    d = sub.add_parser("demo", help="generate demo clients, run their day, show one user (the README's first command)")
+    d.add_argument("--root", default=None)
+    d.add_argument("--clients", type=int, default=3)
+    d.add_argument("--users", type=int, default=5000)
+    d.add_argument("--date", type=_date, default=None, help="run date (default: yesterday)")
+    d.set_defaults(fn=cmd_demo)
     return p
 
 

@@ -56,14 +56,14 @@ class TrainingConfig:
     """Training knobs (DESIGN §3). Defaults are what the benchmarks were run with."""
 
     sample_size: int = 200_000
+    cv_sample_size: int = 30_000
     depths: tuple[int, ...] = (3, 5, 7)
     learning_rates: tuple[float, ...] = (0.05, 0.1, 0.2)
     folds: int = 5
-    max_trees: int = 400
-    early_stopping: int = 20
+    max_trees: int = 300
+    early_stopping: int = 15
     min_users: int = 200
     min_positives: int = 20
-    cutoffs_per_sightline: int = 3
     seed: int = 7
 
 
@@ -129,7 +129,8 @@ class ClientConfig:
                     if not isinstance(tr[k], (list, tuple)) or not tr[k]:
                         raise ConfigError(f"{where}training.{k} must be a non-empty list")
                     tr[k] = tuple(tr[k])
-            for k in ("sample_size", "folds", "max_trees", "early_stopping", "min_users", "min_positives"):
+            for k in ("sample_size", "cv_sample_size", "folds", "max_trees", "early_stopping", "min_users",
+                      "min_positives"):
                 if k in tr and (not isinstance(tr[k], int) or tr[k] < 1):
                     raise ConfigError(f"{where}training.{k} is {tr[k]!r}; expected a positive integer")
             if tr.get("folds", 5) < 2:

@@ -88,6 +88,27 @@ class Chunk:
     def n(self) -> int:
         return len(self.user_ids)
 
+    def take(self, rows: np.ndarray) -> Chunk:
+        """A chunk of the users at ``rows`` (sorted indices), with their events."""
+        rows = np.asarray(rows, dtype=np.int64)
+        remap = np.full(self.n, -1, dtype=np.int64)
+        remap[rows] = np.arange(len(rows))
+        events = {}
+        for path, b in self.events.items():
+            keep = remap[b.uidx] >= 0
+            events[path] = EventBlock(
+                uidx=remap[b.uidx[keep]], t=b.t[keep],
+                values={k: v[keep] for k, v in b.values.items()},
+                flag_times={k: v[keep] for k, v in b.flag_times.items()},
+                codes={k: v[keep] for k, v in b.codes.items()},
+            )
+        return Chunk(
+            user_ids=[self.user_ids[i] for i in rows.tolist()],
+            scalars={k: v[rows] for k, v in self.scalars.items()},
+            lists={k: v[rows] for k, v in self.lists.items()},
+            events=events, created=self.created[rows], optout=self.optout[rows],
+        )
+
 
 def to_float(values: list[Any]) -> np.ndarray:
     """Numbers (and numeric strings) -> float64; anything else (objects, text, inf) -> NaN."""

@@ -145,7 +145,8 @@ class _HashingWriter(io.RawIOBase):
         return self.nbytes
 
     def flush(self) -> None:
-        self._raw.flush()
+        if not self._raw.closed:
+            self._raw.flush()
 
     def close(self) -> None:
         if not self.closed:

@@ -1,0 +1,294 @@
+"""The ``sample`` step: training frames (users at past cutoffs, with labels) under ``training/{date}/``.
+
+One pass over today's snapshot computes, for every cutoff any sightline
+needs, the labels of every sightline and an inclusion probability per
+example (see :mod:`sightlines.sampling`); the kept rows get their features as
+of the cutoff: from that day's stored feature table when there is one with
+the same schema, otherwise rebuilt by time travel from the event history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .._resources import cpu_budget
+from .._timeparse import end_of_day
+from ..catalog import Sightline, catalog
+from ..config import ClientConfig, Roles
+from ..errors import NotFoundError
+from ..features import feature_columns, to_table
+from ..outcomes import labels, plan_cutoffs
+from ..profiles import raw_files
+from ..result import STATUS_OK, StepResult
+from ..sampling import inclusion_probability, uniform_hash, user_hashes
+from ..schema import Schema, load_schema
+from ..storage import ClientStore, Storage, date_str
+from ._extract import PARQUET_OPTIONS
+from ._scan import ScanSpec, iter_chunks, map_files
+
+log = logging.getLogger(__name__)
+
+__all__ = ["sample", "client_history_days", "cutoff_salt"]
+
+_DAY = 86400.0
+
+
+def cutoff_salt(cutoff: dt.date, seed: int) -> int:
+    """The hash salt of a cutoff: one uniform number per (user, cutoff) for all sightlines."""
+    return (cutoff.toordinal() * 1_000_003 + seed * 7_919) & 0xFFFFFFFFFFFFFFFF
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which sightlines use which cutoffs, and how many examples each wants from each cutoff."""
+
+    sightlines: list[dict[str, Any]]
+    cutoffs: dict[str, list[str]]  # cutoff -> sightline names
+    budget: dict[str, float]  # "name@cutoff" -> examples wanted
+    travel: dict[str, bool]  # cutoff -> rebuild features by time travel
+    n_est: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class _SampleJob:
+    spec: ScanSpec
+    key: str
+    index: int
+    out_dir: str
+    plan: _Plan
+
+
+@dataclass
+class _SampleResult:
+    parts: dict[str, str] = field(default_factory=dict)  # cutoff -> local parquet
+    counts: dict[str, dict[str, float]] = field(default_factory=dict)  # name@cutoff -> counters
+    users: int = 0
+
+
+def client_history_days(store: ClientStore, date: str, schema: Schema) -> float:
+    """How far back the client's event history reaches (99th percentile of users' first events), in days."""
+    prefix = store.features(date)
+    cols = [f"{e.name}.days_since_first" for e in schema.events]
+    best = []
+    for key in store.dataset_files(prefix, ".parquet"):
+        with store.open(key) as f:
+            t = pq.read_table(f, columns=cols)
+        arr = np.column_stack([t.column(c).to_numpy(zero_copy_only=False) for c in cols]) if cols else np.zeros((0, 1))
+        with np.errstate(invalid="ignore"):
+            m = np.nanmax(np.where(np.isnan(arr), -1.0, arr), axis=1) if len(arr) else np.zeros(0)
+        best.append(m[m >= 0])
+    allv = np.concatenate(best) if best else np.zeros(0)
+    if len(allv) == 0:
+        return 0.0
+    return float(np.percentile(allv, 99))
+
+
+def _sample_file(job: _SampleJob) -> _SampleResult:
+    """Worker: labels, inclusion and (time-travel) features for one snapshot file."""
+    spec, plan = job.spec, job.plan
+    store = spec.store()
+    schema = spec.parsed_schema()
+    assert schema is not None
+    roles = Roles(**spec.roles)
+    sl = {d["name"]: Sightline.from_dict(d) for d in plan.sightlines}
+    cut_dates = {c: dt.date.fromisoformat(c) for c in plan.cutoffs}
+    writers: dict[str, pq.ParquetWriter] = {}
+    res = _SampleResult()
+    try:
+        for block, chunk in iter_chunks(spec, store, job.key, schema=schema):
+            n = chunk.n
+            if n == 0:
+                continue
+            res.users += n
+            hashes = user_hashes(chunk.user_ids)
+            for c, names in plan.cutoffs.items():
+                start = end_of_day(cut_dates[c])
+                u = uniform_hash(hashes, cutoff_salt(cut_dates[c], plan.seed))
+                keep_any = np.zeros(n, dtype=bool)
+                cols_extra: dict[str, np.ndarray] = {}
+                for name in names:
+                    s = sl[name]
+                    out = labels(chunk, s, roles, start=start, end=start + s.horizon * _DAY)
+                    cand = ~np.isnan(out.label)
+                    n_cand = int(cand.sum())
+                    pi = inclusion_probability(out.label, out.positive, keep_positives=s.keeps_positives,
+                                               budget=plan.budget[f"{name}@{c}"],
+                                               expected_candidates=plan.n_est * n_cand / n)
+                    incl = u < pi
+                    keep_any |= incl
+                    cols_extra[f"y__{name}"] = np.where(incl, out.label, np.nan)
+                    cols_extra[f"w__{name}"] = np.where(incl, out.weight, 0.0)
+                    cols_extra[f"pi__{name}"] = np.where(incl, pi, 0.0)
+                    cnt = res.counts.setdefault(f"{name}@{c}", {"candidates": 0, "positives": 0, "sampled": 0,
+                                                              "label_sum": 0.0})
+                    cnt["candidates"] += n_cand
+                    cnt["positives"] += int((out.positive & cand).sum())
+                    cnt["sampled"] += int(incl.sum())
+                    cnt["label_sum"] += float(np.nansum(np.where(cand, out.label * out.weight, 0.0)))
+                rows = np.flatnonzero(keep_any)
+                if len(rows) == 0:
+                    continue
+                extra = {"_u": u[rows], **{k: v[rows] for k, v in cols_extra.items()}}
+                if plan.travel[c]:
+                    sub = chunk.take(rows)
+                    feats = feature_columns(sub, schema, as_of=start, time_travel=True)
+                    table = to_table(sub.user_ids, feats, extra=extra)
+                else:
+                    table = to_table([chunk.user_ids[i] for i in rows.tolist()], {}, extra=extra)
+                w = writers.get(c)
+                if w is None:
+                    path = os.path.join(job.out_dir, f"c{c}-{job.index:05d}.parquet")
+                    w = writers[c] = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
+                    res.parts[c] = path
+                w.write_table(table)
+    finally:
+        for w in writers.values():
+            w.close()
+    return res
+
+
+def _join_stored(store: ClientStore, cutoff: str, label_parts: list[str], out_path: str) -> int:
+    """Attach the stored feature table of ``cutoff`` to the sampled label rows."""
+    labels_t = pa.concat_tables([pq.read_table(p) for p in label_parts]) if label_parts else None
+    if labels_t is None or labels_t.num_rows == 0:
+        return 0
+    wanted = labels_t.column("user_id")
+    pieces = []
+    for key in store.dataset_files(store.features(cutoff), ".parquet"):
+        with store.open(key) as f:
+            t = pq.read_table(f)
+        pieces.append(t.filter(pc.is_in(t.column("user_id"), value_set=wanted)))
+    feats = pa.concat_tables(pieces)
+    joined = labels_t.join(feats, keys="user_id", join_type="inner")
+    # keep a deterministic row order: that of the label rows
+    order = pc.index_in(joined.column("user_id"), value_set=wanted)
+    joined = joined.take(pc.sort_indices(order))
+    pq.write_table(joined, out_path, **PARQUET_OPTIONS)
+    return joined.num_rows
+
+
+def sample(client: str, date: dt.date | str, storage: Storage, *, config: ClientConfig | None = None,
+           workers: int | None = None) -> StepResult:
+    """Build the training frames of ``(client, date)`` for every available sightline.
+
+    Parameters
+    ----------
+    client : str
+    date : datetime.date or str
+        The run date ``T``; labels come from events up to the end of ``T``.
+    storage : Storage
+    config : ClientConfig, optional
+        Sample size, seed and the client's catalogue.
+    workers : int, optional
+        Worker processes; defaults to the core budget.
+
+    Returns
+    -------
+    StepResult
+        ``details["sightlines"]`` says for each sightline whether it is
+        available, on which cutoffs, and how many candidates, positives and
+        sampled examples it has; unavailable ones carry the reason.
+
+    Raises
+    ------
+    NotFoundError
+        Today's features (the ``extract`` step) or snapshot are missing.
+    """
+    t0 = time.perf_counter()
+    date = date_str(date)
+    day = dt.date.fromisoformat(date)
+    config = config or ClientConfig()
+    store = storage.client(client)
+    fman = store.manifest(store.features(date))
+    if fman is None:
+        raise NotFoundError(f"client {client}: no features for {date}; run `sightlines step extract` first",
+                            record_id=client, path=store.features(date))
+    schema = load_schema(store, int(fman["schema_version"]))
+    assert schema is not None
+    keys = raw_files(store, date)
+    if not keys:
+        raise NotFoundError(f"client {client}: no snapshot for {date}", record_id=client, path=store.raw(date))
+    history = client_history_days(store, date, schema)
+    tr = config.training
+    sls = catalog(config)
+    info: dict[str, dict[str, Any]] = {}
+    cutoffs: dict[str, list[str]] = {}
+    budget: dict[str, float] = {}
+    for s in sls:
+        cs, reason = plan_cutoffs(s, day, history)
+        info[s.name] = {"available": not reason, "reason": reason, "cutoffs": [c.isoformat() for c in cs],
+                        "horizon": s.horizon, "objective": s.objective}
+        for c in cs:
+            cutoffs.setdefault(c.isoformat(), []).append(s.name)
+            budget[f"{s.name}@{c.isoformat()}"] = tr.sample_size / len(cs)
+    travel = {}
+    for c in cutoffs:
+        m = store.manifest(store.features(c))
+        travel[c] = not (m is not None and m.get("schema_fingerprint") == schema.fingerprint())
+    plan = _Plan(sightlines=[s.to_dict() for s in sls if info[s.name]["available"]],
+                 cutoffs={c: cutoffs[c] for c in sorted(cutoffs)}, budget=budget, travel=travel,
+                 n_est=int(fman["n_users"]), seed=tr.seed)
+    as_of = end_of_day(day)
+    spec = ScanSpec(root=storage.url, storage_options=storage.storage_options, client=client, date=date,
+                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + _DAY, labels=True)
+    workers = workers or cpu_budget()
+    tmp_parent = os.path.dirname(storage._path(store.key("training"))) if storage.is_local else None
+    if tmp_parent:
+        os.makedirs(tmp_parent, exist_ok=True)
+    log.info("sample %s %s: %d sightline(s) on %d cutoff(s) (%d by time travel), history %.0f days",
+             client, date, len(plan.sightlines), len(plan.cutoffs), sum(travel.values()), history)
+    with tempfile.TemporaryDirectory(prefix=".sample-", dir=tmp_parent) as out_dir:
+        results: list[_SampleResult] = []
+        if plan.cutoffs:
+            jobs = [_SampleJob(spec=spec, key=k, index=i, out_dir=out_dir, plan=plan) for i, k in enumerate(keys)]
+            results = map_files(_sample_file, jobs, workers)
+        counts: dict[str, dict[str, float]] = {}
+        for r in results:
+            for k, v in r.counts.items():
+                tot = counts.setdefault(k, {"candidates": 0, "positives": 0, "sampled": 0, "label_sum": 0.0})
+                for kk, vv in v.items():
+                    tot[kk] += vv
+        with store.dataset(store.training(date)) as ds:
+            for c in plan.cutoffs:
+                parts = [r.parts[c] for r in results if c in r.parts]
+                if travel[c]:
+                    for i, p in enumerate(parts):
+                        ds.add_file(f"c={c}/part-{i:05d}.parquet", p)
+                else:
+                    joined = os.path.join(out_dir, f"joined-{c}.parquet")
+                    if _join_stored(store, c, parts, joined):
+                        ds.add_file(f"c={c}/part-00000.parquet", joined)
+            for name, d in info.items():
+                if d["available"]:
+                    d["counts"] = {c: counts.get(f"{name}@{c}", {}) for c in d["cutoffs"]}
+                    d["sampled"] = int(sum(v.get("sampled", 0) for v in d["counts"].values()))
+                    d["positives"] = int(sum(v.get("positives", 0) for v in d["counts"].values()))
+            ds.meta.update({
+                "kind": "training", "client": client, "date": date, "schema_version": schema.version,
+                "schema_fingerprint": schema.fingerprint(), "history_days": round(history, 1),
+                "n_users": int(fman["n_users"]), "sample_size": tr.sample_size, "seed": tr.seed,
+                "cutoffs": {c: {"features": "time_travel" if travel[c] else "stored", "sightlines": plan.cutoffs[c]}
+                            for c in plan.cutoffs},
+                "sightlines": info,
+            })
+    unavailable = {k: v["reason"] for k, v in info.items() if not v["available"]}
+    warnings = tuple(f"{k} unavailable: {v}" for k, v in sorted(unavailable.items()))
+    seconds = time.perf_counter() - t0
+    n_rows = sum(d.get("sampled", 0) for d in info.values())
+    log.info("sample %s %s: %d examples over %d sightlines in %.1f s", client, date, n_rows,
+             len(plan.sightlines), seconds)
+    return StepResult(step="sample", client=client, date=day, status=STATUS_OK,
+                      outputs={"training": store.training(date)}, n_records=n_rows, warnings=warnings,
+                      details={"history_days": round(history, 1), "sightlines": info, "seconds": round(seconds, 3)})
