@@ -155,7 +155,20 @@ def _parse_bytes(b: np.ndarray) -> np.ndarray:
             out[idx] = b[idx].astype("S19").astype("datetime64[s]").astype(np.int64)
         except ValueError:  # an impossible date somewhere: check each one
             out[idx] = _parse_iso_bytes(b[idx])
-    rest = np.flatnonzero(~canonical & (m[:, 0] >= 48) & (m[:, 0] <= 57) & (m[:, _WIDTH - 1] == 0))
+    millis = ((m[:, 4] == 45) & (m[:, 7] == 45) & (m[:, 10] == 84) & (m[:, 13] == 58) & (m[:, 16] == 58)
+              & (m[:, 19] == 46) & (m[:, 23] == 90) & (m[:, 24] == 0))
+    idx = np.flatnonzero(millis)
+    if len(idx):
+        sub = b[idx]
+        sm = m[idx]
+        ms = (sm[:, 20].astype(np.int64) - 48) * 100 + (sm[:, 21].astype(np.int64) - 48) * 10 + (sm[:, 22] - 48)
+        ok = (sm[:, 20:23] >= 48).all(axis=1) & (sm[:, 20:23] <= 57).all(axis=1)
+        try:
+            secs = sub.astype("S19").astype("datetime64[s]").astype(np.int64)
+            out[idx] = np.where(ok, secs + ms / 1000.0, np.nan)
+        except ValueError:
+            out[idx] = _parse_iso_bytes(sub)
+    rest = np.flatnonzero(~canonical & ~millis & (m[:, 0] >= 48) & (m[:, 0] <= 57) & (m[:, _WIDTH - 1] == 0))
     if len(rest):
         out[rest] = _parse_iso_bytes(b[rest])
     return out
@@ -213,7 +226,10 @@ def parse_times(values: list[object] | np.ndarray, *, latest: float | None = Non
             retry = range(n)
         for j in retry:  # None, numbers, unusual spellings: the slow, general parser
             v = values[j]
-            if v is not None:
+            t = type(v)
+            if t is int or t is float:
+                out[j] = v
+            elif v is not None:
                 out[j] = parse_time(v)
     with np.errstate(invalid="ignore"):
         out[~np.isfinite(out) | (out < 0)] = np.nan

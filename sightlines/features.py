@@ -133,25 +133,39 @@ def to_float(values: list[Any]) -> np.ndarray:
     return out
 
 
-def _codes(values: list[Any], levels: tuple[str, ...]) -> np.ndarray:
-    """Categorical codes: level index, ``len(levels)`` for other, NaN for missing."""
-    index = {lev: float(i) for i, lev in enumerate(levels)}
-    other = float(len(levels))
-    nan = np.nan
-    out = []
-    for v in values:
-        t = type(v)
-        if t is str:
-            out.append(index.get(v, other))
-        elif v is None:
-            out.append(nan)
-        elif t is bool:
-            out.append(index.get("true" if v else "false", other))
-        elif t is int or t is float:
-            out.append(index.get(str(v), other))
+def _level_index(levels: tuple[str, ...]) -> dict[Any, float]:
+    """Value -> code for a categorical column; numbers and booleans also match their spelled-out level."""
+    index: dict[Any, float] = {}
+    for i, lev in enumerate(levels):
+        index[lev] = float(i)
+        if lev in ("true", "false"):
+            index[lev == "true"] = float(i)
         else:
-            out.append(nan)
-    return np.array(out, dtype=np.float64)
+            try:
+                num = float(lev)
+            except ValueError:
+                continue
+            if num == num:
+                index.setdefault(num, float(i))  # also matches the equal int (hash(3) == hash(3.0))
+    index[None] = np.nan
+    return index
+
+
+def _codes(values: list[Any], levels: tuple[str, ...]) -> np.ndarray:
+    """Categorical codes: level index, ``len(levels)`` for other, NaN for missing (or objects, lists)."""
+    index = _level_index(levels)
+    other = float(len(levels))
+    get = index.get
+    try:
+        return np.array([get(v, other) for v in values], dtype=np.float64)
+    except TypeError:  # an unhashable value (an object or a list where a scalar belongs): missing
+        out = []
+        for v in values:
+            try:
+                out.append(get(v, other))
+            except TypeError:
+                out.append(np.nan)
+        return np.array(out, dtype=np.float64)
 
 
 def _record_codes(values: list[Any], levels: tuple[str, ...]) -> np.ndarray:

@@ -20,7 +20,7 @@ Examples
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -80,32 +80,42 @@ def _open_text_stream(store: ClientStore, key: str) -> IO[bytes]:
     return raw
 
 
-def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20,
-                     max_lines: int | None = None) -> Iterator[tuple[int, list[bytes]]]:
-    """Yield ``(first_line_number, lines)`` blocks of a snapshot file (1-based line numbers).
+def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20, max_lines: int | None = None,
+                     select: Callable[[int], bool] | None = None) -> Iterator[tuple[int, int, list[bytes]]]:
+    """Yield ``(block_index, first_line_number, lines)`` blocks of a snapshot file (1-based line numbers).
 
-    Lines are split on ``\\n``; the decompressed stream is read ``block_bytes``
-    at a time so memory stays flat whatever the file size.
+    The decompressed stream is read ``block_bytes`` at a time and cut at the
+    last newline, so blocks are the same whoever reads the file; memory stays
+    flat whatever its size. With ``select``, only blocks whose index it
+    accepts are split into lines (the others are only counted), which lets
+    several processes share one file.
     """
     lineno = 1
     rest = b""
+    index = 0
     with _open_text_stream(store, key) as f:
         while True:
             data = f.read(block_bytes)
             if not data:
                 break
             data = rest + data
+            if select is not None and not select(index):
+                cut = data.rfind(b"\n") + 1
+                lineno += data.count(b"\n", 0, cut)
+                rest = data[cut:]
+                index += 1
+                continue
             lines = data.split(b"\n")
             rest = lines.pop()
             if max_lines is not None and lineno - 1 + len(lines) >= max_lines:
-                lines = lines[: max_lines - lineno + 1]
-                yield lineno, lines
+                yield index, lineno, lines[: max_lines - lineno + 1]
                 return
             if lines:
-                yield lineno, lines
+                yield index, lineno, lines
                 lineno += len(lines)
-        if rest:
-            yield lineno, [rest]
+            index += 1
+        if rest and (select is None or select(index)):
+            yield index, lineno, [rest]
 
 
 def _text(line: bytes) -> str:

@@ -470,6 +470,44 @@ def _check_unique(names: list[str]) -> None:
         seen.add(nm)
 
 
+def _walk_shape(obj: Mapping[str, Any], prefix: tuple[str, ...], seen: dict[tuple[str, ...], list[int]],
+                depth: int) -> None:
+    for k, v in obj.items():
+        path = prefix + (str(k),)
+        c = seen.get(path)
+        if c is None:
+            c = seen[path] = [0, 0]
+        c[0] += 1
+        if type(v) is dict:
+            c[1] += 1
+            if depth < MAX_DEPTH:
+                _walk_shape(v, path, seen, depth + 1)
+
+
+def new_keys(schema: Schema, users: Iterable[Mapping[str, Any]], *, min_support: float = 0.01) -> list[str]:
+    """Keys frequent in ``users`` (a sample of today's profiles) that the schema neither has nor ignored."""
+    seen: dict[tuple[str, ...], list[int]] = {}
+    n = 0
+    for u in users:
+        if isinstance(u, dict):
+            n += 1
+            _walk_shape(u, (), seen, 1)
+    need = max(1.0, min_support * n)
+    known = schema.scalar_paths()
+    known_prefixes = {p[:i] for p in known for i in range(1, len(p))}
+    ignored = {entry.split(" (", 1)[0] for entry in schema.ignored}
+    out = []
+    for path, (users_with, objects) in seen.items():
+        if users_with < need or path in known or path in known_prefixes or objects >= 0.5 * users_with:
+            continue
+        if path == _split(schema.roles.id) or any(path[: len(k)] == k for k in known):
+            continue
+        name = column_name(path)
+        if name not in ignored:
+            out.append(name)
+    return sorted(out)
+
+
 def diff_paths(schema: Schema, n: int, stats: dict[tuple[str, ...], _Stats], *, min_support: float = 0.01) -> tuple[list[str], list[str]]:
     """Keys in today's sample that the schema lacks (new), and schema paths absent today (vanished)."""
     need = max(1.0, min_support * n)

@@ -113,7 +113,8 @@ def test_duplicate_ids_across_files_keep_the_first(storage, write_snapshot):
     assert result.n_records == 100
     assert result.details["bad_by_kind"] == {"duplicate_id": 1}
     [dup] = quarantine(storage)
-    assert dup["file"] == "part-00001.ndjson.gz" and dup["line"] == 1 and "u-00049" in dup["reason"]
+    assert dup["file"] == "part-00001.ndjson.gz" and dup["line"] == 1
+    assert dup["reason"] == "duplicate id 'u-00049' (first seen at part-00000.ndjson.gz line 50)"
     df = features(storage)
     assert df.index.is_unique and len(df) == 100
 
@@ -216,3 +217,22 @@ def test_reruns_are_byte_identical(storage, write_snapshot):
     first = store.manifest(store.features(DATE))
     extract("acme", DATE, storage, workers=1)
     assert store.manifest(store.features(DATE))["files"] == first["files"]
+
+
+def test_one_big_file_shared_by_two_processes_gives_the_same_table(storage, write_snapshot, monkeypatch):
+    from sightlines.pipeline import _scan
+
+    monkeypatch.setattr(_scan, "BLOCK_BYTES", 32 << 10)
+    monkeypatch.setattr(_scan, "SEGMENT_BLOCKS", 2)
+    store = storage.client("acme")
+    lines = [user(i) for i in range(1500)] + [user(7)] + [user(i) for i in range(1500, 3000)]
+    write_snapshot(store, DATE, lines)
+    one = extract("acme", DATE, storage, workers=1)
+    first = store.manifest(store.features(DATE))
+    two = extract("acme", DATE, storage, workers=2)
+    assert len(first["files"]) > 2  # several segments
+    assert store.manifest(store.features(DATE))["files"] == first["files"]
+    assert one.n_records == two.n_records == 3000
+    assert two.details["bad_by_kind"] == {"duplicate_id": 1}
+    [dup] = quarantine(storage)
+    assert dup["line"] == 1501 and dup["reason"] == "duplicate id 'u-00007' (first seen at part-00000.ndjson.gz line 8)"

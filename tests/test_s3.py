@@ -23,7 +23,7 @@ def test_extract_on_s3_with_worker_processes(s3_root, write_snapshot):
     result = extract("acme", DATE, storage, workers=2)
     assert result.n_records == 100 and result.details["bad_records"] == 1
     keys = store.dataset_files(store.features(DATE), ".parquet")
-    assert [k.rsplit("/", 1)[-1] for k in keys] == ["part-00000.parquet", "part-00001.parquet"]
+    assert [k.rsplit("/", 1)[-1] for k in keys] == ["part-00000-00000.parquet", "part-00001-00000.parquet"]
     rows = 0
     for k in keys:
         with store.open(k) as f:

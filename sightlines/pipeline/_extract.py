@@ -24,9 +24,10 @@ from ..errors import DataQualityError, NotFoundError
 from ..features import feature_columns, to_table
 from ..profiles import BadRecord, iter_line_blocks, raw_files
 from ..result import STATUS_OK, StepResult
-from ..schema import Schema, diff_paths, discover_paths, learn_schema, load_schema, save_schema
+from ..schema import Schema, learn_schema, load_schema, new_keys, save_schema
 from ..storage import ClientStore, Storage, date_str
-from ._scan import ScanSpec, iter_chunks, map_files
+from . import _scan
+from ._scan import ScanSpec, Share, iter_segments, map_jobs, plan_shares
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,15 @@ __all__ = ["extract", "learn_client_schema", "PARQUET_OPTIONS"]
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
 _ROW_GROUP = 65_536
 _SAMPLE_USERS = 50_000
-_NEW_KEYS_SAMPLE = 5_000
+_NEW_KEYS_SAMPLE = 2_000
 
 
 @dataclass
-class FileResult:
-    """What a worker reports about one snapshot file."""
+class SegmentResult:
+    """What a worker reports about one segment of a snapshot file."""
 
+    file_index: int
+    segment: int
     name: str
     part: str | None = None
     good: int = 0
@@ -51,92 +54,108 @@ class FileResult:
     lenient: int = 0
     bad_kinds: dict[str, int] = field(default_factory=dict)
     bad_path: str | None = None
-    hashes: list[np.ndarray] = field(default_factory=list)  # 64-bit hashes of the ids, in row order
-    lines: list[np.ndarray] = field(default_factory=list)  # line number of each row
+    hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # id hashes, in row order
+    lines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # line number of each row
     present: dict[str, int] = field(default_factory=dict)
-    seconds: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"part-{self.file_index:05d}-{self.segment:05d}"
 
 
 @dataclass(frozen=True)
-class _FileJob:
+class _ShareJob:
     spec: ScanSpec
-    key: str
+    share: Share
     out_dir: str
-    index: int
     as_of: float
 
 
-def _write_bad(path: str, records: list[BadRecord], handle: Any) -> Any:
-    if handle is None:
-        handle = gzip.open(path, "wb", compresslevel=3)
-    for r in records:
-        handle.write(orjson.dumps(r.to_dict()) + b"\n")
-    return handle
+class _SegmentWriter:
+    """Accumulates one segment's tables into a local parquet part (and its bad records)."""
+
+    def __init__(self, job: _ShareJob, segment: int):
+        self.res = SegmentResult(file_index=job.share.file_index, segment=segment, name=job.share.name)
+        self.path = os.path.join(job.out_dir, f"{self.res.label}.parquet")
+        self.bad_path = os.path.join(job.out_dir, f"{self.res.label}.bad.ndjson.gz")
+        self.writer: pq.ParquetWriter | None = None
+        self.bad_handle: Any = None
+        self.pending: list[pa.Table] = []
+        self.rows = 0
+        self.hashes: list[np.ndarray] = []
+        self.lines: list[np.ndarray] = []
+        self.present: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
+
+    def add(self, block: Any, chunk: Any, schema: Schema, as_of: float) -> None:
+        r = self.res
+        r.good += len(block.ids)
+        r.blank += block.blank
+        r.lenient += block.lenient
+        if block.bad:
+            r.bad += len(block.bad)
+            self.kinds.update(b.kind for b in block.bad)
+            if self.bad_handle is None:
+                self.bad_handle = gzip.open(self.bad_path, "wb", compresslevel=3)
+            for b in block.bad:
+                self.bad_handle.write(orjson.dumps(b.to_dict()) + b"\n")
+        if not block.ids:
+            return
+        self.hashes.append(hash_ids(block.ids))
+        self.lines.append(np.asarray(block.lines, dtype=np.int64))
+        for name, values in chunk.scalars.items():
+            self.present[name] += int(np.count_nonzero(~np.isnan(values)))
+        for name, values in chunk.lists.items():
+            self.present[name] += int(np.count_nonzero(~np.isnan(values)))
+        self.pending.append(to_table(block.ids, feature_columns(chunk, schema, as_of=as_of)))
+        self.rows += len(block.ids)
+        if self.rows >= _ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        table = pa.concat_tables(self.pending)
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.path, table.schema, **PARQUET_OPTIONS)
+        self.writer.write_table(table, row_group_size=_ROW_GROUP)
+        self.pending, self.rows = [], 0
+
+    def close(self) -> SegmentResult:
+        self._flush()
+        r = self.res
+        if self.writer is not None:
+            self.writer.close()
+            r.part = self.path
+        if self.bad_handle is not None:
+            self.bad_handle.close()
+            r.bad_path = self.bad_path
+        r.hashes = np.concatenate(self.hashes) if self.hashes else np.zeros(0, np.uint64)
+        r.lines = np.concatenate(self.lines) if self.lines else np.zeros(0, np.int64)
+        r.present, r.bad_kinds = dict(self.present), dict(self.kinds)
+        return r
 
 
-def _extract_file(job: _FileJob) -> FileResult:
-    """Worker: one snapshot file -> one local parquet part + statistics."""
-    t0 = time.perf_counter()
+def _extract_share(job: _ShareJob) -> list[SegmentResult]:
+    """Worker: the share's segments -> local parquet parts + statistics, one per segment."""
     spec = job.spec
     store = spec.store()
     schema = spec.parsed_schema()
     assert schema is not None
     plan = spec.plan()
-    name = job.key.rsplit("/", 1)[-1]
-    res = FileResult(name=name)
-    part = os.path.join(job.out_dir, f"part-{job.index:05d}.parquet")
-    bad_path = os.path.join(job.out_dir, f"bad-{job.index:05d}.ndjson.gz")
-    writer: pq.ParquetWriter | None = None
-    bad_handle = None
-    pending: list[pa.Table] = []
-    pending_rows = 0
-    present = Counter()
-    kinds: Counter[str] = Counter()
-
-    def flush() -> None:
-        nonlocal writer, pending, pending_rows
-        if not pending:
-            return
-        table = pa.concat_tables(pending)
-        if writer is None:
-            writer = pq.ParquetWriter(part, table.schema, **PARQUET_OPTIONS)
-        writer.write_table(table, row_group_size=_ROW_GROUP)
-        pending, pending_rows = [], 0
-
+    out: list[SegmentResult] = []
+    current: _SegmentWriter | None = None
     try:
-        for block, chunk in iter_chunks(spec, store, job.key, plan=plan, schema=schema):
-            res.good += len(block.ids)
-            res.blank += block.blank
-            res.lenient += block.lenient
-            if block.bad:
-                res.bad += len(block.bad)
-                kinds.update(b.kind for b in block.bad)
-                bad_handle = _write_bad(bad_path, block.bad, bad_handle)
-            if not block.ids:
-                continue
-            res.hashes.append(hash_ids(block.ids))
-            res.lines.append(np.asarray(block.lines, dtype=np.int64))
-            for sname, values in chunk.scalars.items():
-                present[sname] += int(np.count_nonzero(~np.isnan(values)))
-            for lname, values in chunk.lists.items():
-                present[lname] += int(np.count_nonzero(~np.isnan(values)))
-            cols = feature_columns(chunk, schema, as_of=job.as_of)
-            pending.append(to_table(block.ids, cols))
-            pending_rows += len(block.ids)
-            if pending_rows >= _ROW_GROUP:
-                flush()
-        flush()
+        for segment, block, chunk in iter_segments(spec, store, job.share, plan=plan, schema=schema):
+            if current is None or current.res.segment != segment:
+                if current is not None:
+                    out.append(current.close())
+                current = _SegmentWriter(job, segment)
+            current.add(block, chunk, schema, job.as_of)
     finally:
-        if writer is not None:
-            writer.close()
-        if bad_handle is not None:
-            bad_handle.close()
-    res.part = part if writer is not None else None
-    res.bad_path = bad_path if bad_handle is not None else None
-    res.bad_kinds = dict(kinds)
-    res.present = dict(present)
-    res.seconds = time.perf_counter() - t0
-    return res
+        if current is not None:
+            out.append(current.close())
+    return out
 
 
 def _sample_users(store: ClientStore, keys: list[str], limit: int) -> list[dict[str, Any]]:
@@ -145,7 +164,7 @@ def _sample_users(store: ClientStore, keys: list[str], limit: int) -> list[dict[
     users: list[dict[str, Any]] = []
     for key in keys:
         taken = 0
-        for _, lines in iter_line_blocks(store, key, max_lines=per_file * 2):
+        for _, _, lines in iter_line_blocks(store, key, max_lines=per_file * 2):
             for line in lines:
                 if line[:3] == b"\xef\xbb\xbf":
                     line = line[3:]
@@ -188,33 +207,36 @@ def hash_ids(ids: list[str]) -> np.ndarray:
     return hash_array(np.asarray(ids, dtype=object), categorize=False)
 
 
-def _cross_file_duplicates(results: list[FileResult]) -> dict[int, list[int]]:
-    """Rows (per file index) whose id already appeared in an earlier file; the first occurrence stays.
+def find_duplicates(results: list[SegmentResult]) -> dict[int, list[tuple[int, int, int]]]:
+    """Rows whose id already appeared in an earlier segment (the first occurrence stays).
 
-    Only 8 bytes per user are held: ids are compared by hash, and the few
-    colliding ones are checked against the real ids in the parquet parts.
+    ``results`` must be in file and segment order. Returns, per result index,
+    ``(row, result index of the first occurrence, its row)``. Only 8 bytes
+    per user are held: ids are compared by hash, and the few colliding ones
+    are checked against the real ids in the parquet parts.
     """
-    hashes = [np.concatenate(r.hashes) if r.hashes else np.zeros(0, np.uint64) for r in results]
-    file_of = np.concatenate([np.full(len(h), i, dtype=np.int32) for i, h in enumerate(hashes)])
-    row_of = np.concatenate([np.arange(len(h), dtype=np.int64) for h in hashes])
-    h = np.concatenate(hashes)
+    if len(results) < 2:
+        return {}
+    res_of = np.concatenate([np.full(len(r.hashes), i, dtype=np.int32) for i, r in enumerate(results)])
+    row_of = np.concatenate([np.arange(len(r.hashes), dtype=np.int64) for r in results])
+    h = np.concatenate([r.hashes for r in results])
     order = np.argsort(h, kind="stable")
     hs = h[order]
     same = np.flatnonzero(hs[1:] == hs[:-1])
     if len(same) == 0:
         return {}
     cand = np.unique(np.concatenate([order[same], order[same + 1]]))
-    files = sorted(set(file_of[cand].tolist()))
-    ids_of = {fi: pq.read_table(results[fi].part, columns=["user_id"]).column(0).to_pylist() for fi in files}
-    seen: set[str] = set()
-    dups: dict[int, list[int]] = {}
-    for pos in cand:  # ascending position = file order, then row order
-        fi, row = int(file_of[pos]), int(row_of[pos])
-        uid = ids_of[fi][row]
-        if uid in seen:
-            dups.setdefault(fi, []).append(row)
+    ids_of = {ri: pq.read_table(results[ri].part, columns=["user_id"]).column(0).to_pylist()
+              for ri in sorted(set(res_of[cand].tolist()))}
+    first: dict[str, tuple[int, int]] = {}
+    dups: dict[int, list[tuple[int, int, int]]] = {}
+    for pos in cand:  # ascending position = file, segment, row order
+        ri, row = int(res_of[pos]), int(row_of[pos])
+        uid = ids_of[ri][row]
+        if uid in first:
+            dups.setdefault(ri, []).append((row, *first[uid]))
         else:
-            seen.add(uid)
+            first[uid] = (ri, row)
     return dups
 
 
@@ -284,35 +306,22 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         warnings.append(f"learned a new feature schema (v{schema.version}, {len(schema.columns())} columns)")
     as_of = end_of_day(dt.date.fromisoformat(date))
     spec = ScanSpec(root=storage.url, storage_options=storage.storage_options, client=client, date=date,
-                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + 86400.0, labels=False)
+                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + 86400.0, labels=False,
+                    block_bytes=_scan.BLOCK_BYTES, segment_blocks=_scan.SEGMENT_BLOCKS)
     workers = workers or cpu_budget()
     tmp_parent = os.path.dirname(storage._path(store.key("features"))) if storage.is_local else None
     if tmp_parent:
         os.makedirs(tmp_parent, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
-        jobs = [_FileJob(spec=spec, key=k, out_dir=out_dir, index=i, as_of=as_of) for i, k in enumerate(keys)]
-        log.info("extract %s %s: %d file(s), %d worker(s), schema v%d", client, date, len(keys),
-                 min(workers, len(keys)), schema.version)
-        results = map_files(_extract_file, jobs, workers)
+        shares = plan_shares(keys, workers)
+        jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of) for sh in shares]
+        log.info("extract %s %s: %d file(s) in %d share(s), %d worker(s), schema v%d", client, date, len(keys),
+                 len(shares), min(workers, len(shares)), schema.version)
+        results = sorted((r for rs in map_jobs(_extract_share, jobs, workers, label=f"extract {client} {date}")
+                          for r in rs), key=lambda r: (r.file_index, r.segment))
 
-        # an id repeated in a later file is a bad record too (the first occurrence stays)
-        dups = _cross_file_duplicates(results) if len(results) > 1 else {}
-        extra_bad: list[BadRecord] = []
-        for fi, rows in sorted(dups.items()):
-            r = results[fi]
-            lines_of = np.concatenate(r.lines)
-            ids = pq.read_table(r.part, columns=["user_id"]).column(0).to_pylist()
-            wanted = {int(lines_of[row]): ids[row] for row in rows}
-            for first, lines in iter_line_blocks(store, keys[fi]):
-                for off, line in enumerate(lines):
-                    if first + off in wanted:
-                        extra_bad.append(BadRecord(r.name, first + off, "duplicate_id",
-                                                   f"duplicate id {wanted[first + off]!r} (also in an earlier file)",
-                                                   line[:2000].decode("utf-8", "replace")))
-            _drop_rows(r.part, rows)  # type: ignore[arg-type]
-            r.good -= len(rows)
-            r.bad += len(rows)
-            r.bad_kinds["duplicate_id"] = r.bad_kinds.get("duplicate_id", 0) + len(rows)
+        # an id repeated in a later segment or file is a bad record too (the first occurrence stays)
+        extra_bad = _remove_duplicates(store, keys, results)
 
         good = sum(r.good for r in results)
         bad = sum(r.bad for r in results)
@@ -344,18 +353,16 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
             )
 
         # keys that appeared or vanished since the schema was learned (reported, never added silently)
-        sample = _sample_users(store, keys, _NEW_KEYS_SAMPLE)
-        n_sample, stats = discover_paths(sample)
-        new_keys, _ = diff_paths(schema, n_sample, stats)
+        new = new_keys(schema, _sample_users(store, keys, _NEW_KEYS_SAMPLE))
         present: Counter[str] = Counter()
         for r in results:
             present.update(r.present)
         vanished = [s.name for s in schema.scalars if present.get(s.name, 0) == 0]
         vanished += [x.name for x in schema.lists if present.get(x.name, 0) == 0]
-        if new_keys:
-            warnings.append(f"{len(new_keys)} new key(s) not in schema v{schema.version} (not added; "
-                            f"`sightlines schema refresh` to adopt): {', '.join(new_keys[:10])}"
-                            + (" ..." if len(new_keys) > 10 else ""))
+        if new:
+            warnings.append(f"{len(new)} new key(s) not in schema v{schema.version} (not added; "
+                            f"`sightlines schema refresh` to adopt): {', '.join(new[:10])}"
+                            + (" ..." if len(new) > 10 else ""))
         if vanished:
             warnings.append(f"{len(vanished)} schema column(s) empty today: {', '.join(vanished[:10])}"
                             + (" ..." if len(vanished) > 10 else ""))
@@ -364,18 +371,18 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         with store.dataset(prefix) as ds:
             for r in results:
                 if r.part:
-                    ds.add_file(os.path.basename(r.part), r.part)
+                    ds.add_file(f"{r.label}.parquet", r.part)
             ds.meta.update({
                 "kind": "features", "client": client, "date": date, "as_of": as_of, "n_users": good,
                 "schema_version": schema.version, "schema_fingerprint": schema.fingerprint(),
-                "n_columns": len(schema.columns()), "new_keys": new_keys, "vanished_keys": vanished,
+                "n_columns": len(schema.columns()), "new_keys": new, "vanished_keys": vanished,
                 "quality": summary,
             })
     seconds = time.perf_counter() - t0
     details = {
         "users": good, "bad_records": bad, "bad_fraction": summary["bad_fraction"], "bad_by_kind": summary["bad_by_kind"],
         "blank_lines": summary["blank_lines"], "files": len(keys), "schema_version": schema.version,
-        "columns": len(schema.columns()), "new_keys": new_keys, "vanished_keys": vanished,
+        "columns": len(schema.columns()), "new_keys": new, "vanished_keys": vanished,
         "seconds": round(seconds, 3), "users_per_second": round(good / seconds, 1) if seconds else None,
     }
     log.info("extract %s %s: %d users, %d bad, %.1f s", client, date, good, bad, seconds)
@@ -383,7 +390,45 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                       outputs={"features": prefix}, n_records=good, warnings=tuple(warnings), details=details)
 
 
-def _write_quarantine(store: ClientStore, date: str, results: list[FileResult], extra: list[BadRecord],
+def ids_of_part(path: str | None) -> list[str]:
+    """The user ids of a local parquet part, in row order."""
+    return pq.read_table(path, columns=["user_id"]).column(0).to_pylist() if path else []
+
+
+def _remove_duplicates(store: ClientStore, keys: list[str], results: list[SegmentResult]) -> list[BadRecord]:
+    dups = find_duplicates(results)
+    if not dups:
+        return []
+    extra: list[BadRecord] = []
+    by_file: dict[int, dict[int, str]] = {}
+    for ri, rows in dups.items():
+        r = results[ri]
+        for row, fri, frow in rows:
+            first = results[fri]
+            uid = ids_of_part(r.part)[row]
+            by_file.setdefault(r.file_index, {})[int(r.lines[row])] = \
+                f"{uid!r} (first seen at {first.name} line {int(first.lines[frow])})"
+    for fi, wanted in sorted(by_file.items()):  # read back the text of the repeated lines
+        name = keys[fi].rsplit("/", 1)[-1]
+        for _, first_line, lines in iter_line_blocks(store, keys[fi]):
+            for off, line in enumerate(lines):
+                where = wanted.get(first_line + off)
+                if where is not None:
+                    extra.append(BadRecord(name, first_line + off, "duplicate_id", f"duplicate id {where}",
+                                           line[:2000].decode("utf-8", "replace")))
+    for ri, rows in sorted(dups.items()):
+        r = results[ri]
+        _drop_rows(r.part, [row for row, _, _ in rows])  # type: ignore[arg-type]
+        keep = np.ones(len(r.hashes), dtype=bool)
+        keep[[row for row, _, _ in rows]] = False
+        r.hashes, r.lines = r.hashes[keep], r.lines[keep]
+        r.good -= len(rows)
+        r.bad += len(rows)
+        r.bad_kinds["duplicate_id"] = r.bad_kinds.get("duplicate_id", 0) + len(rows)
+    return extra
+
+
+def _write_quarantine(store: ClientStore, date: str, results: list[SegmentResult], extra: list[BadRecord],
                       summary: dict[str, Any]) -> None:
     with store.dataset(store.quarantine(date)) as ds:
         with ds.open("records.ndjson.gz") as f:

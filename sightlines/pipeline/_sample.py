@@ -35,7 +35,8 @@ from ..sampling import inclusion_probability, uniform_hash, user_hashes
 from ..schema import Schema, load_schema
 from ..storage import ClientStore, Storage, date_str
 from ._extract import PARQUET_OPTIONS
-from ._scan import ScanSpec, iter_chunks, map_files
+from . import _scan
+from ._scan import ScanSpec, Share, iter_segments, map_jobs, plan_shares
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,14 @@ class _Plan:
 @dataclass(frozen=True)
 class _SampleJob:
     spec: ScanSpec
-    key: str
-    index: int
+    share: Share
     out_dir: str
     plan: _Plan
 
 
 @dataclass
 class _SampleResult:
-    parts: dict[str, str] = field(default_factory=dict)  # cutoff -> local parquet
+    parts: dict[tuple[str, int, int], str] = field(default_factory=dict)  # (cutoff, file, segment) -> local parquet
     counts: dict[str, dict[str, float]] = field(default_factory=dict)  # name@cutoff -> counters
     users: int = 0
 
@@ -95,8 +95,8 @@ def client_history_days(store: ClientStore, date: str, schema: Schema) -> float:
     return float(np.percentile(allv, 99))
 
 
-def _sample_file(job: _SampleJob) -> _SampleResult:
-    """Worker: labels, inclusion and (time-travel) features for one snapshot file."""
+def _sample_share(job: _SampleJob) -> _SampleResult:
+    """Worker: labels, inclusion and (time-travel) features for the segments of one share."""
     spec, plan = job.spec, job.plan
     store = spec.store()
     schema = spec.parsed_schema()
@@ -104,10 +104,11 @@ def _sample_file(job: _SampleJob) -> _SampleResult:
     roles = Roles(**spec.roles)
     sl = {d["name"]: Sightline.from_dict(d) for d in plan.sightlines}
     cut_dates = {c: dt.date.fromisoformat(c) for c in plan.cutoffs}
-    writers: dict[str, pq.ParquetWriter] = {}
+    writers: dict[tuple[str, int, int], pq.ParquetWriter] = {}
     res = _SampleResult()
+    fi = job.share.file_index
     try:
-        for block, chunk in iter_chunks(spec, store, job.key, schema=schema):
+        for segment, _block, chunk in iter_segments(spec, store, job.share, schema=schema):
             n = chunk.n
             if n == 0:
                 continue
@@ -147,11 +148,12 @@ def _sample_file(job: _SampleJob) -> _SampleResult:
                     table = to_table(sub.user_ids, feats, extra=extra)
                 else:
                     table = to_table([chunk.user_ids[i] for i in rows.tolist()], {}, extra=extra)
-                w = writers.get(c)
+                wkey = (c, fi, segment)
+                w = writers.get(wkey)
                 if w is None:
-                    path = os.path.join(job.out_dir, f"c{c}-{job.index:05d}.parquet")
-                    w = writers[c] = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
-                    res.parts[c] = path
+                    path = os.path.join(job.out_dir, f"c{c}-{fi:05d}-{segment:05d}.parquet")
+                    w = writers[wkey] = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
+                    res.parts[wkey] = path
                 w.write_table(table)
     finally:
         for w in writers.values():
@@ -242,7 +244,8 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
                  n_est=int(fman["n_users"]), seed=tr.seed)
     as_of = end_of_day(day)
     spec = ScanSpec(root=storage.url, storage_options=storage.storage_options, client=client, date=date,
-                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + _DAY, labels=True)
+                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + _DAY, labels=True,
+                    block_bytes=_scan.BLOCK_BYTES, segment_blocks=_scan.SEGMENT_BLOCKS)
     workers = workers or cpu_budget()
     tmp_parent = os.path.dirname(storage._path(store.key("training"))) if storage.is_local else None
     if tmp_parent:
@@ -252,8 +255,8 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
     with tempfile.TemporaryDirectory(prefix=".sample-", dir=tmp_parent) as out_dir:
         results: list[_SampleResult] = []
         if plan.cutoffs:
-            jobs = [_SampleJob(spec=spec, key=k, index=i, out_dir=out_dir, plan=plan) for i, k in enumerate(keys)]
-            results = map_files(_sample_file, jobs, workers)
+            jobs = [_SampleJob(spec=spec, share=sh, out_dir=out_dir, plan=plan) for sh in plan_shares(keys, workers)]
+            results = map_jobs(_sample_share, jobs, workers, label=f"sample {client} {date}")
         counts: dict[str, dict[str, float]] = {}
         for r in results:
             for k, v in r.counts.items():
@@ -262,10 +265,11 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
                     tot[kk] += vv
         with store.dataset(store.training(date)) as ds:
             for c in plan.cutoffs:
-                parts = [r.parts[c] for r in results if c in r.parts]
+                keyed = sorted((k, p) for r in results for k, p in r.parts.items() if k[0] == c)
+                parts = [p for _, p in keyed]
                 if travel[c]:
-                    for i, p in enumerate(parts):
-                        ds.add_file(f"c={c}/part-{i:05d}.parquet", p)
+                    for (_, fi, seg), p in keyed:
+                        ds.add_file(f"c={c}/part-{fi:05d}-{seg:05d}.parquet", p)
                 else:
                     joined = os.path.join(out_dir, f"joined-{c}.parquet")
                     if _join_stored(store, c, parts, joined):

@@ -1,10 +1,17 @@
-"""Scanning a snapshot: files in parallel processes, blocks of lines, chunks of users.
+"""Scanning a snapshot: files and segments in parallel processes, blocks of lines, chunks of users.
 
 Both ``extract`` (today's features) and ``sample`` (training frames at past
 cutoffs) read the raw snapshot the same way; this module holds that shared
-machinery. Work is split by file: each worker process opens the storage
-itself, so nothing large crosses a process boundary but file names,
-statistics and paths of local temporary files.
+machinery.
+
+The unit of output is a *segment*: ``SEGMENT_BLOCKS`` consecutive blocks of
+a file's decompressed stream. Segments depend only on the file, never on how
+many processes read it, so outputs (one part per segment) are the same bytes
+on a laptop and on a 32-core worker. The unit of work is a *share*: a file,
+or with fewer files than processes, every n-th segment of a file (each
+sharing process decompresses the whole stream but parses only its segments).
+Each worker opens the storage itself; nothing large crosses a process
+boundary but statistics and the paths of local temporary files.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,6 +39,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
+#: decompressed bytes read at a time
+BLOCK_BYTES = 4 << 20
+#: blocks per segment (the unit of output: about 64 MB of JSON, 30-60k users)
+SEGMENT_BLOCKS = 16
+
 
 @dataclass(frozen=True)
 class ScanSpec:
@@ -45,7 +57,8 @@ class ScanSpec:
     latest: float
     labels: bool = False
     storage_options: dict[str, Any] = field(default_factory=dict)
-    block_bytes: int = 4 << 20
+    block_bytes: int = BLOCK_BYTES
+    segment_blocks: int = SEGMENT_BLOCKS
 
     def store(self) -> ClientStore:
         return Storage(self.root, storage_options=self.storage_options).client(self.client)
@@ -57,28 +70,61 @@ class ScanSpec:
         return build_plan(self.parsed_schema(), Roles(**self.roles), labels=self.labels)
 
 
-def iter_chunks(spec: ScanSpec, store: ClientStore, key: str, *, plan: Plan | None = None,
-                schema: Schema | None = None, seen: dict[str, int] | None = None
-                ) -> Iterator[tuple[DecodedBlock, Chunk]]:
-    """Decode one snapshot file block by block; yield each block with its columnar chunk."""
+@dataclass(frozen=True)
+class Share:
+    """One process's part of the scan: the segments ``s`` of file ``key`` with ``s % of == part``."""
+
+    key: str
+    file_index: int
+    part: int = 0
+    of: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.key.rsplit("/", 1)[-1]
+
+
+def plan_shares(keys: list[str], workers: int) -> list[Share]:
+    """Whole files when there are enough of them; otherwise each file is shared by several processes."""
+    if not keys:
+        return []
+    per_file = 1 if len(keys) >= workers else -(-workers // len(keys))
+    return [Share(key=k, file_index=i, part=j, of=per_file) for i, k in enumerate(keys) for j in range(per_file)]
+
+
+def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Plan | None = None,
+                  schema: Schema | None = None) -> Iterator[tuple[int, DecodedBlock, Chunk]]:
+    """Decode the share's segments block by block; yield ``(segment, block, chunk)``.
+
+    Duplicate ids are caught within a segment here, and across segments by the
+    caller (:func:`sightlines.pipeline._extract.find_duplicates`).
+    """
     plan = plan or spec.plan()
     schema = schema if schema is not None else spec.parsed_schema()
     roles = Roles(**spec.roles)
-    seen = {} if seen is None else seen
-    name = key.rsplit("/", 1)[-1]
-    for first, lines in iter_line_blocks(store, key, block_bytes=spec.block_bytes):
-        block = decode_block(lines, first, name, plan, seen, id_path=roles.id)
+    seg_blocks = spec.segment_blocks
+
+    def mine(block_index: int) -> bool:
+        return (block_index // seg_blocks) % share.of == share.part
+
+    seen: dict[str, int] = {}
+    current = -1
+    for index, first, lines in iter_line_blocks(store, share.key, block_bytes=spec.block_bytes, select=mine):
+        segment = index // seg_blocks
+        if segment != current:
+            seen, current = {}, segment
+        block = decode_block(lines, first, share.name, plan, seen, id_path=roles.id)
         chunk = chunk_from_users(block.users, block.ids, plan, schema, latest=spec.latest, roles=roles)
         block.users = []  # the typed records are no longer needed
-        yield block, chunk
+        yield segment, block, chunk
 
 
 def _init_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
-def map_files(fn: Callable[[T], R], jobs: list[T], workers: int) -> list[R]:
-    """Run ``fn`` over ``jobs`` in up to ``workers`` processes (in order); in-process when 1.
+def map_jobs(fn: Callable[[T], R], jobs: list[T], workers: int, *, label: str = "scan") -> list[R]:
+    """Run ``fn`` over ``jobs`` in up to ``workers`` processes (results in job order); in-process when 1.
 
     The cyclic garbage collector is paused while a job runs: decoded profiles
     are acyclic, and the collector's repeated scans of millions of young
@@ -90,10 +136,14 @@ def map_files(fn: Callable[[T], R], jobs: list[T], workers: int) -> list[R]:
     # fork is cheap and safe while this process has no other threads; otherwise spawn fresh interpreters
     method = "fork" if threading.active_count() == 1 and hasattr(os, "fork") else "spawn"
     ctx = multiprocessing.get_context(method)
+    results: dict[int, R] = {}
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(worker_env(1),)) as pool:
-        futures = [pool.submit(_run_without_gc, fn, job) for job in jobs]
-        return [f.result() for f in futures]
+        futures = {pool.submit(_run_without_gc, fn, job): i for i, job in enumerate(jobs)}
+        for done, fut in enumerate(as_completed(futures), 1):
+            results[futures[fut]] = fut.result()
+            log.info("%s: %d/%d share(s) done", label, done, len(jobs))
+    return [results[i] for i in range(len(jobs))]
 
 
 def _run_without_gc(fn: Callable[[T], R], job: T) -> R:
