@@ -71,25 +71,30 @@ def _days_from_civil(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
 _MDAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
 
 
+_FRAC_WEIGHTS = 10.0 ** -np.arange(1, 10)
+
+
 def _parse_iso_bytes(b: np.ndarray) -> np.ndarray:
     """Parse an ``S{_WIDTH}`` array of ISO strings; NaN where the fast grammar does not match.
 
-    The fast grammar is ``YYYY-MM-DD[T ]HH:MM:SS[.f+][Z|+HH:MM|-HH:MM|<none>]``.
+    The grammar is ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,9}][Z|+HH:MM|-HH:MM|<none>]``,
+    parsed with whole-array numpy arithmetic on the bytes.
     """
     n = len(b)
     m = b.view(np.uint8).reshape(n, _WIDTH)
-    ok = (m[:, 4] == 45) & (m[:, 7] == 45) & ((m[:, 10] == 84) | (m[:, 10] == 32)) & (m[:, 13] == 58) & (m[:, 16] == 58)
-    cols = {}
-    for k in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18):
-        c = m[:, k].astype(np.int32) - 48
-        ok &= (c >= 0) & (c <= 9)
-        cols[k] = c
-    year = cols[0] * 1000 + cols[1] * 100 + cols[2] * 10 + cols[3]
-    month = cols[5] * 10 + cols[6]
-    day = cols[8] * 10 + cols[9]
-    hour = cols[11] * 10 + cols[12]
-    minute = cols[14] * 10 + cols[15]
-    sec = cols[17] * 10 + cols[18]
+    d = m[:, :29].astype(np.int16) - 48  # int16: a wider cast of the whole block is ten times slower
+    dig = (d >= 0) & (d <= 9)
+    ok = dig[:, [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]].all(axis=1)
+    ok &= (m[:, 4] == 45) & (m[:, 7] == 45) & ((m[:, 10] == 84) | (m[:, 10] == 32)) & (m[:, 13] == 58) & (m[:, 16] == 58)
+
+    def num(i: int, j: int) -> np.ndarray:
+        v = d[:, i].astype(np.int32)
+        for k in range(i + 1, j):
+            v = v * 10 + d[:, k]
+        return v
+
+    year, month, day = num(0, 4), num(5, 7), num(8, 10)
+    hour, minute, sec = num(11, 13), num(14, 16), num(17, 19)
     month_c = np.clip(month, 0, 12)
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     mdays = _MDAYS[month_c] - ((month_c == 2) & ~leap).astype(np.int64)
@@ -97,78 +102,101 @@ def _parse_iso_bytes(b: np.ndarray) -> np.ndarray:
     days = _days_from_civil(year.astype(np.int64), month.astype(np.int64), day.astype(np.int64))
     out = (days * 86400 + (hour * 3600 + minute * 60 + sec)).astype(np.float64)
 
-    # zone suffix: the common 'Z' and '' cases are cheap; fractions and offsets take a slower path
-    c19, c20 = m[:, 19], m[:, 20]
-    simple = ((c19 == 90) & (c20 == 0)) | (c19 == 0)
-    rest = np.flatnonzero(ok & ~simple)
-    if len(rest):
-        sub = m[rest].astype(np.int64)
-        k = len(rest)
-        rows = np.arange(k)
-        frac = np.zeros(k)
-        pos = np.full(k, 19, dtype=np.int64)
-        has_frac = sub[:, 19] == 46
-        if has_frac.any():
-            scale = np.full(k, 0.1)
-            pos = np.where(has_frac, 20, 19)
-            active = has_frac
-            for _ in range(9):
-                c = sub[rows, np.minimum(pos, _WIDTH - 1)]
-                isdig = active & (c >= 48) & (c <= 57) & (pos < _WIDTH - 1)
-                frac = np.where(isdig, frac + (c - 48) * scale, frac)
-                scale = np.where(isdig, scale / 10, scale)
-                pos = np.where(isdig, pos + 1, pos)
-                active = isdig
+    # optional fraction: a run of 1-9 digits after a '.' at byte 19
+    has_frac = m[:, 19] == 46
+    length = np.zeros(n, dtype=np.int64)
+    fr = np.flatnonzero(has_frac)
+    if len(fr):
+        run = np.cumprod(dig[fr, 20:29], axis=1)
+        length[fr] = run.sum(axis=1)
+        out[fr] += (d[fr, 20:29] * run) @ _FRAC_WEIGHTS
+    ok &= ~has_frac | (length > 0)
+    pos = np.where(has_frac, 20 + length, 19)
+    rows = np.arange(n)
 
-        def at(off: int) -> np.ndarray:
-            return sub[rows, np.minimum(pos + off, _WIDTH - 1)]
+    def at(off: int) -> np.ndarray:
+        return m[rows, np.minimum(pos + off, _WIDTH - 1)].astype(np.int32)
 
-        z0 = at(0)
-        end_z = (z0 == 90) & (at(1) == 0)
-        end_naive = z0 == 0
-        sign = np.where(z0 == 43, 1, np.where(z0 == 45, -1, 0))
-        oh = (at(1) - 48) * 10 + (at(2) - 48)
-        om = (at(4) - 48) * 10 + (at(5) - 48)
-        off_ok = (sign != 0) & (at(3) == 58) & (at(6) == 0)
-        for j in (1, 2, 4, 5):
-            c = at(j)
-            off_ok &= (c >= 48) & (c <= 57)
-        off_ok &= (oh <= 23) & (om <= 59)
-        good = end_z | end_naive | off_ok
-        vals = out[rest] + frac - np.where(off_ok, sign * (oh * 3600 + om * 60), 0)
-        vals[~good] = np.nan
-        out[rest] = vals
+    z0 = at(0)
+    end_z = (z0 == 90) & (at(1) == 0)  # 'Z'
+    end_naive = z0 == 0  # no zone: UTC
+    sign = np.where(z0 == 43, 1, np.where(z0 == 45, -1, 0))
+    o1, o2, o4, o5 = at(1) - 48, at(2) - 48, at(4) - 48, at(5) - 48
+    off_ok = (sign != 0) & (at(3) == 58) & (at(6) == 0)
+    for c in (o1, o2, o4, o5):
+        off_ok &= (c >= 0) & (c <= 9)
+    oh, om = o1 * 10 + o2, o4 * 10 + o5
+    off_ok &= (oh <= 23) & (om <= 59)
+    ok &= end_z | end_naive | off_ok
+    out -= np.where(off_ok, sign * (oh * 3600 + om * 60), 0)
     out[~ok] = np.nan
     return out
 
 
+_DIGIT_COLS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
+
+
+def _parse_common(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The common spellings, cheaply: ``...SS`` followed by ``Z``, ``.mmmZ``, ``+HH:MM`` or nothing.
+
+    Returns the epoch seconds and a mask of the rows this grammar covers;
+    the caller sends the other rows to :func:`_parse_iso_bytes`.
+    """
+    n = len(m)
+    u8 = np.uint8
+    ok = (m[:, 4] == 45) & (m[:, 7] == 45) & ((m[:, 10] == 84) | (m[:, 10] == 32)) & (m[:, 13] == 58) & (m[:, 16] == 58)
+    d = {}
+    for k in _DIGIT_COLS:
+        c = m[:, k] - u8(48)  # wraps below '0', so one comparison checks the digit
+        ok &= c <= 9
+        d[k] = c.astype(np.int32)
+    year = d[0] * 1000 + d[1] * 100 + d[2] * 10 + d[3]
+    month = d[5] * 10 + d[6]
+    day = d[8] * 10 + d[9]
+    secs_of_day = (d[11] * 10 + d[12]) * 3600 + (d[14] * 10 + d[15]) * 60 + d[17] * 10 + d[18]
+    ok &= (d[11] * 10 + d[12] <= 23) & (d[14] <= 5) & (d[17] <= 6)
+    month_c = np.clip(month, 0, 12)
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    mdays = _MDAYS[month_c] - ((month_c == 2) & ~leap).astype(np.int64)
+    ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= mdays)
+    out = (_days_from_civil(year.astype(np.int64), month.astype(np.int64), day.astype(np.int64)) * 86400
+           + secs_of_day).astype(np.float64)
+    c19, c20 = m[:, 19], m[:, 20]
+    zulu = (c19 == 90) & (c20 == 0)
+    naive = c19 == 0
+    ms = (c19 == 46) & (m[:, 23] == 90) & (m[:, 24] == 0)
+    ms_digits = [m[:, k] - u8(48) for k in (20, 21, 22)]
+    ms &= (ms_digits[0] <= 9) & (ms_digits[1] <= 9) & (ms_digits[2] <= 9)
+    off = ((c19 == 43) | (c19 == 45)) & (m[:, 22] == 58) & (m[:, 25] == 0)
+    off_digits = [m[:, k] - u8(48) for k in (20, 21, 23, 24)]
+    for c in off_digits:
+        off &= c <= 9
+    if ms.any():
+        millis = (ms_digits[0].astype(np.int32) * 100 + ms_digits[1].astype(np.int32) * 10 + ms_digits[2]) / 1000.0
+        out += np.where(ms, millis, 0.0)
+    if off.any():
+        oh = off_digits[0].astype(np.int32) * 10 + off_digits[1]
+        om = off_digits[2].astype(np.int32) * 10 + off_digits[3]
+        off &= (oh <= 23) & (om <= 59)
+        sign = np.where(c19 == 43, 1, -1)
+        out -= np.where(off, sign * (oh * 3600 + om * 60), 0)
+    covered = ok & (zulu | naive | ms | off)
+    del n
+    return out, covered
+
+
 def _parse_bytes(b: np.ndarray) -> np.ndarray:
-    """Parse an ``S{_WIDTH}`` array; the common ``YYYY-MM-DDTHH:MM:SSZ`` goes through numpy's own parser."""
+    """Parse an ``S{_WIDTH}`` array of ISO strings (NaN where no ISO grammar matches).
+
+    Only numpy arithmetic on the bytes: numpy's own string-to-datetime64
+    conversion crashed the interpreter (a segmentation fault) on a real
+    snapshot, so it is not used.
+    """
     n = len(b)
     m = b.view(np.uint8).reshape(n, _WIDTH)
-    out = np.full(n, np.nan)
-    canonical = ((m[:, 4] == 45) & (m[:, 7] == 45) & (m[:, 10] == 84) & (m[:, 13] == 58) & (m[:, 16] == 58)
-                 & (m[:, 19] == 90) & (m[:, 20] == 0))
-    idx = np.flatnonzero(canonical)
-    if len(idx):
-        try:
-            out[idx] = b[idx].astype("S19").astype("datetime64[s]").astype(np.int64)
-        except ValueError:  # an impossible date somewhere: check each one
-            out[idx] = _parse_iso_bytes(b[idx])
-    millis = ((m[:, 4] == 45) & (m[:, 7] == 45) & (m[:, 10] == 84) & (m[:, 13] == 58) & (m[:, 16] == 58)
-              & (m[:, 19] == 46) & (m[:, 23] == 90) & (m[:, 24] == 0))
-    idx = np.flatnonzero(millis)
-    if len(idx):
-        sub = b[idx]
-        sm = m[idx]
-        ms = (sm[:, 20].astype(np.int64) - 48) * 100 + (sm[:, 21].astype(np.int64) - 48) * 10 + (sm[:, 22] - 48)
-        ok = (sm[:, 20:23] >= 48).all(axis=1) & (sm[:, 20:23] <= 57).all(axis=1)
-        try:
-            secs = sub.astype("S19").astype("datetime64[s]").astype(np.int64)
-            out[idx] = np.where(ok, secs + ms / 1000.0, np.nan)
-        except ValueError:
-            out[idx] = _parse_iso_bytes(sub)
-    rest = np.flatnonzero(~canonical & ~millis & (m[:, 0] >= 48) & (m[:, 0] <= 57) & (m[:, _WIDTH - 1] == 0))
+    out, covered = _parse_common(m)
+    out[~covered] = np.nan
+    rest = np.flatnonzero(~covered & (m[:, 0] >= 48) & (m[:, 0] <= 57) & (m[:, _WIDTH - 1] == 0))
     if len(rest):
         out[rest] = _parse_iso_bytes(b[rest])
     return out

@@ -48,7 +48,7 @@ from typing import Any
 
 from .errors import NotFoundError, StorageError
 from .result import STATUS_FAILED, StepResult
-from .storage import ClientStore, Storage, date_str, validate_client_id
+from .storage import MANIFEST, ClientStore, Storage, date_str, validate_client_id
 
 __all__ = [
     "ClientStatus",
@@ -59,6 +59,7 @@ __all__ = [
     "read_fleet_status",
     "fleet_status_key",
     "fleet_dates",
+    "published_clients",
     "FRESH",
     "STALE",
     "FAILED",
@@ -281,6 +282,37 @@ def fleet_status(storage: Storage, date: dt.date | str, clients: Iterable[str], 
         "counts": counts,
         "clients": {st.client: st.to_dict() for st in statuses},
     }
+
+
+def published_clients(storage: Storage, date: dt.date | str, clients: Iterable[str], *,
+                      workers: int = 8) -> set[str]:
+    """The clients among ``clients`` that have predictions (fresh or stale) committed for ``date``.
+
+    One existence check per client (the dataset manifest), so polling the fleet is cheap.
+
+    Examples
+    --------
+    >>> from sightlines.storage import Storage
+    >>> published_clients(Storage("memory://doctest-published"), "2026-11-24", ["acme"])
+    set()
+    """
+    day = date_str(date)
+    names = list(clients)
+
+    def has(name: str) -> bool:
+        store = storage.client(name)
+        try:
+            return store.exists(f"{store.predictions(day)}/{MANIFEST}")
+        except StorageError as exc:
+            log.warning("could not check the predictions of %s %s: %s", name, day, exc)
+            return False
+
+    if workers > 1 and len(names) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(names)), thread_name_prefix="fleet-watch") as pool:
+            flags = list(pool.map(has, names))
+    else:
+        flags = [has(n) for n in names]
+    return {n for n, ok in zip(names, flags) if ok}
 
 
 def format_fleet_status(status: dict[str, Any], *, limit: int | None = None, width: int = 100) -> str:

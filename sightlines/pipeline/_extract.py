@@ -313,7 +313,8 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     if tmp_parent:
         os.makedirs(tmp_parent, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
-        shares = plan_shares(keys, workers)
+        shares = plan_shares(keys, workers, [store.size(k) for k in keys], block_bytes=spec.block_bytes,
+                                 most=spec.segment_blocks)
         jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of) for sh in shares]
         log.info("extract %s %s: %d file(s) in %d share(s), %d worker(s), schema v%d", client, date, len(keys),
                  len(shares), min(workers, len(shares)), schema.version)

@@ -255,7 +255,8 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
     with tempfile.TemporaryDirectory(prefix=".sample-", dir=tmp_parent) as out_dir:
         results: list[_SampleResult] = []
         if plan.cutoffs:
-            jobs = [_SampleJob(spec=spec, share=sh, out_dir=out_dir, plan=plan) for sh in plan_shares(keys, workers)]
+            jobs = [_SampleJob(spec=spec, share=sh, out_dir=out_dir, plan=plan) for sh in plan_shares(keys, workers, [store.size(k) for k in keys], block_bytes=spec.block_bytes,
+                                 most=spec.segment_blocks)]
             results = map_jobs(_sample_share, jobs, workers, label=f"sample {client} {date}")
         counts: dict[str, dict[str, float]] = {}
         for r in results:

@@ -78,18 +78,33 @@ class Share:
     file_index: int
     part: int = 0
     of: int = 1
+    segment_blocks: int = SEGMENT_BLOCKS
 
     @property
     def name(self) -> str:
         return self.key.rsplit("/", 1)[-1]
 
 
-def plan_shares(keys: list[str], workers: int) -> list[Share]:
+def segment_blocks_for(size: int, key: str, *, block_bytes: int = BLOCK_BYTES, most: int = SEGMENT_BLOCKS) -> int:
+    """Blocks per segment of a file: about 8 segments a file, 1 to ``most`` blocks each.
+
+    A function of the file alone (its stored size), so segments, and the
+    parts written from them, do not depend on the number of processes.
+    """
+    estimate = size * 5 if key.endswith(".gz") else size  # profiles compress about fivefold
+    return max(1, min(most, -(-estimate // (8 * block_bytes))))
+
+
+def plan_shares(keys: list[str], workers: int, sizes: list[int] | None = None, *,
+                block_bytes: int = BLOCK_BYTES, most: int = SEGMENT_BLOCKS) -> list[Share]:
     """Whole files when there are enough of them; otherwise each file is shared by several processes."""
     if not keys:
         return []
+    sizes = sizes or [0] * len(keys)
     per_file = 1 if len(keys) >= workers else -(-workers // len(keys))
-    return [Share(key=k, file_index=i, part=j, of=per_file) for i, k in enumerate(keys) for j in range(per_file)]
+    return [Share(key=k, file_index=i, part=j, of=per_file,
+                  segment_blocks=segment_blocks_for(sz, k, block_bytes=block_bytes, most=most) if sz else most)
+            for i, (k, sz) in enumerate(zip(keys, sizes)) for j in range(per_file)]
 
 
 def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Plan | None = None,
@@ -102,7 +117,7 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
     plan = plan or spec.plan()
     schema = schema if schema is not None else spec.parsed_schema()
     roles = Roles(**spec.roles)
-    seg_blocks = spec.segment_blocks
+    seg_blocks = min(spec.segment_blocks, share.segment_blocks)
 
     def mine(block_index: int) -> bool:
         return (block_index // seg_blocks) % share.of == share.part
