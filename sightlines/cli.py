@@ -277,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="generate demo clients, run their day, show one user (the README's first command)")
     d.add_argument("--root", default=None)
     d.add_argument("--clients", type=int, default=3)
-    d.add_argument("--users", type=int, default=5000)
+    d.add_argument("--users", type=int, default=8000)
     d.add_argument("--date", type=_date, default=None, help="run date (default: yesterday)")
     d.set_defaults(fn=cmd_demo)
     return p

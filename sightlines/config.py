@@ -56,12 +56,12 @@ class TrainingConfig:
     """Training knobs (DESIGN §3). Defaults are what the benchmarks were run with."""
 
     sample_size: int = 200_000
-    cv_sample_size: int = 30_000
+    cv_sample_size: int = 20_000
     depths: tuple[int, ...] = (3, 5, 7)
     learning_rates: tuple[float, ...] = (0.05, 0.1, 0.2)
     folds: int = 5
-    max_trees: int = 300
-    early_stopping: int = 15
+    max_trees: int = 250
+    early_stopping: int = 10
     min_users: int = 200
     min_positives: int = 20
     seed: int = 7

@@ -43,7 +43,7 @@ import pyarrow as pa
 from ._decode import MAX_LIST, Plan
 from ._timeparse import end_of_day, parse_times
 from .config import Roles
-from .schema import LEVEL_WINDOWS, EventArray, Schema, column_name
+from .schema import HALF_LIVES, LEVEL_WINDOWS, RATE_WINDOWS, EventArray, Schema, column_name
 
 __all__ = ["Chunk", "EventBlock", "chunk_from_users", "feature_columns", "to_table", "to_float", "end_of_day",
            "ITEMS_FIELD"]
@@ -312,8 +312,19 @@ def _segment_extreme(uidx: np.ndarray, x: np.ndarray, n: int, fn: Any) -> np.nda
     return out
 
 
+def _exposure_days(chunk: Chunk, as_of: float) -> np.ndarray:
+    """Days each user had been around at ``as_of`` (since creation or first event; at least 1; NaN if not yet)."""
+    n = chunk.n
+    with np.errstate(invalid="ignore"):
+        first = np.where(chunk.created <= as_of, chunk.created, np.nan)
+        for b in chunk.events.values():
+            ok = b.t <= as_of
+            first = np.fmin(first, _segment_extreme(b.uidx[ok], b.t[ok], n, np.minimum))
+        return np.maximum((as_of - first) / _DAY, 1.0)
+
+
 def _event_features(ev: EventArray, block: EventBlock, n: int, as_of: float, windows: tuple[int, ...],
-                    cols: dict[str, np.ndarray]) -> None:
+                    cols: dict[str, np.ndarray], exposure: np.ndarray) -> None:
     p = ev.name
     nb = len(windows) + 1
     with np.errstate(invalid="ignore"):
@@ -334,6 +345,12 @@ def _event_features(ev: EventArray, block: EventBlock, n: int, as_of: float, win
         cols[f"{p}.n_{w}d"] = cnt[:, k]
     cols[f"{p}.days_since_first"] = _segment_extreme(uidx, age_v, n, np.maximum)
     cols[f"{p}.days_since_last"] = _segment_extreme(uidx, age_v, n, np.minimum)
+    for k, w in enumerate(windows):
+        if w in RATE_WINDOWS:
+            with np.errstate(invalid="ignore"):
+                cols[f"{p}.per_day_{w}d"] = cnt[:, k] / np.minimum(float(w), exposure)
+    for h in HALF_LIVES:
+        cols[f"{p}.decayed_{h}d"] = np.bincount(uidx, weights=np.exp2(-age_v / h), minlength=n).astype(np.float64)
 
     fields: list[tuple[str, np.ndarray]] = []
     for f in ev.numeric:
@@ -402,8 +419,9 @@ def feature_columns(chunk: Chunk, schema: Schema, *, as_of: float, time_travel: 
             cols[s.name] = np.full(n, np.nan) if time_travel else v
     for lst in schema.lists:
         cols[f"{lst.name}.len"] = np.full(n, np.nan) if time_travel else chunk.lists[lst.name]
+    exposure = _exposure_days(chunk, as_of)
     for ev in schema.events:
-        _event_features(ev, chunk.events[".".join(ev.path)], n, as_of, schema.windows, cols)
+        _event_features(ev, chunk.events[".".join(ev.path)], n, as_of, schema.windows, cols, exposure)
     return {name: np.asarray(cols[name], dtype=np.float32) for name in schema.column_names()}
 
 

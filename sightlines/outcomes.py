@@ -77,6 +77,11 @@ def _field(block: EventBlock, name: str, roles: Roles) -> tuple[np.ndarray, bool
     raise KeyError(f"the event records have no field {name!r} (known: {sorted(block.values) + sorted(block.flag_times)})")
 
 
+def _bincount(idx: np.ndarray, n: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """``np.bincount`` that always returns float64 of length ``n`` (also for empty input)."""
+    return np.bincount(idx, weights=weights, minlength=n).astype(np.float64)
+
+
 def labels(chunk: Chunk, sightline: Sightline, roles: Roles, *, start: float, end: float) -> Outcome:
     """The labels of ``sightline`` for the events in ``(start, end]`` (epoch seconds).
 
@@ -107,7 +112,7 @@ def labels(chunk: Chunk, sightline: Sightline, roles: Roles, *, start: float, en
     with np.errstate(invalid="ignore"):
         inwin = (block.t > start) & (block.t <= end)
     uidx = block.uidx[inwin]
-    count = np.bincount(uidx, minlength=n).astype(np.float64)
+    count = _bincount(uidx, n)
     agg = sightline.aggregate
     if agg == "any":
         label = (count > 0).astype(np.float64)
@@ -120,16 +125,16 @@ def labels(chunk: Chunk, sightline: Sightline, roles: Roles, *, start: float, en
             with np.errstate(invalid="ignore"):
                 v = (v <= end).astype(np.float64)
         present = ~np.isnan(v)
-        total = np.bincount(uidx, weights=np.where(present, v, 0.0), minlength=n)
+        total = _bincount(uidx, n, np.where(present, v, 0.0))
         with np.errstate(invalid="ignore", divide="ignore"):
             if agg == "sum":
                 label = total
             elif agg in ("mean", "rate"):
-                label = total / np.bincount(uidx, weights=present.astype(np.float64), minlength=n)
+                label = total / _bincount(uidx, n, present.astype(np.float64))
             else:  # ratio
                 per, _ = _field(block, sightline.per or "", roles)
                 p = per[inwin]
-                label = total / np.bincount(uidx, weights=np.where(np.isnan(p), 0.0, p), minlength=n)
+                label = total / _bincount(uidx, n, np.where(np.isnan(p), 0.0, p))
         label[~np.isfinite(label)] = np.nan
     if sightline.weight == "count":
         weight = count.copy()

@@ -13,7 +13,9 @@ What becomes what:
 * a list of scalars, or of records without a timestamp, becomes its length;
 * a list of timestamped records (``purchases``) becomes counts in the
   1/7/30/90/365-day windows before the as-of date, days since first and last,
-  and sums and means of the records' numeric fields in each window (a
+  per-day rates (the count over the days the user was around in the window:
+  a month-old user with five visits is busier than a two-year-old one), and
+  sums and means of the records' numeric fields in each window (a
   timestamp-or-null field such as ``opened`` counts as 1 once it happened).
 
 Only timestamps can be moved back in time, so *time travel* (features as of
@@ -63,6 +65,10 @@ SCHEMA_FORMAT = "sightlines-schema/1"
 WINDOWS: tuple[int, ...] = (1, 7, 30, 90, 365)
 #: windows for the per-level counts of a categorical record field
 LEVEL_WINDOWS: tuple[int, ...] = (30, 365)
+#: windows of the per-day event rates (count / days the user was around in the window)
+RATE_WINDOWS: tuple[int, ...] = (30, 90, 365)
+#: half-lives (days) of the exponentially decayed event counts: recent activity weighs more
+HALF_LIVES: tuple[int, ...] = (7, 30, 180)
 MAX_DEPTH = 8
 OTHER = "__other__"
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -159,6 +165,8 @@ class Schema:
             cols.append((f"{p}.n", True))
             cols += [(f"{p}.n_{w}d", True) for w in self.windows]
             cols += [(f"{p}.days_since_first", True), (f"{p}.days_since_last", True)]
+            cols += [(f"{p}.per_day_{w}d", True) for w in RATE_WINDOWS if w in self.windows]
+            cols += [(f"{p}.decayed_{h}d", True) for h in HALF_LIVES]
             for f in ev.value_fields:
                 for w in self.windows:
                     cols.append((f"{p}.{column_name([f])}.sum_{w}d", True))
@@ -484,8 +492,12 @@ def _walk_shape(obj: Mapping[str, Any], prefix: tuple[str, ...], seen: dict[tupl
                 _walk_shape(v, path, seen, depth + 1)
 
 
-def new_keys(schema: Schema, users: Iterable[Mapping[str, Any]], *, min_support: float = 0.01) -> list[str]:
-    """Keys frequent in ``users`` (a sample of today's profiles) that the schema neither has nor ignored."""
+def new_keys(schema: Schema, users: Iterable[Mapping[str, Any]], *, min_support: float = 0.02) -> list[str]:
+    """Keys frequent in ``users`` (a sample of today's profiles) that the schema neither has nor ignored.
+
+    The bar is twice the learning support, so that a key that merely hovered
+    around the threshold does not show up as new every day.
+    """
     seen: dict[tuple[str, ...], list[int]] = {}
     n = 0
     for u in users:

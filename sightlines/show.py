@@ -41,7 +41,7 @@ def human_value(value: float, unit: str, *, currency: str = "$") -> str:
         return f"{currency}{value:,.2f}"
     if unit == "items":
         return f"{value:.1f} items"
-    return f"{value:,.1f}"
+    return f"{value:.2f}" if abs(value) < 10 else f"{value:,.1f}"
 
 
 def user_sightlines(store: ClientStore, user_id: str, date: str | None = None) -> tuple[str, dict[str, Any],

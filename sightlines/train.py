@@ -64,13 +64,13 @@ class Grid:
     depths: tuple[int, ...] = (3, 5, 7)
     learning_rates: tuple[float, ...] = (0.05, 0.1, 0.2)
     folds: int = 5
-    max_trees: int = 300
-    early_stopping: int = 15
+    max_trees: int = 250
+    early_stopping: int = 10
     seed: int = 7
     min_users: int = 200
     min_positives: int = 20
     #: the grid's k-fold CV runs on at most this many examples (the refit uses all of them)
-    cv_sample_size: int = 30_000
+    cv_sample_size: int = 20_000
 
 
 @dataclass

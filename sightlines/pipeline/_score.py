@@ -94,8 +94,10 @@ def score(client: str, date: dt.date | str, storage: Storage, *, config: ClientC
     sls = catalog(config)
     models, missing = choose_models(store, date, sls)
     if not models:
-        raise NotFoundError(f"client {client}: no sightline has a model for {date} or before "
-                            f"({'; '.join(f'{k}: {v}' for k, v in sorted(missing.items()))})", record_id=client)
+        reasons = sorted(set(missing.values()))
+        raise NotFoundError(f"client {client}: none of its {len(sls)} sightlines has a model trained on {date} or "
+                            f"before ({'; '.join(reasons[:3])}{' ...' if len(reasons) > 3 else ''}); "
+                            "train them first (`sightlines run` or `sightlines step train`)", record_id=client)
     by_name = {s.name: s for s in sls}
     order = [s.name for s in sls if s.name in models]
     boosters = {name: models[name].booster() for name in order}
