@@ -88,6 +88,53 @@ class Chunk:
     def n(self) -> int:
         return len(self.user_ids)
 
+    def to_tables(self, event_names: dict[str, str], *, offset: int = 0) -> dict[str, pa.Table]:
+        """The chunk as arrow tables: ``users`` (one row per user) and one table per event list.
+
+        ``event_names`` maps each event list's path to a short file-safe name;
+        ``offset`` is added to the user index of the events (when several chunks
+        are stacked into one file). :meth:`from_tables` reverses this exactly.
+        """
+        users = {"user_id": pa.array(self.user_ids, pa.string()), "created": pa.array(self.created),
+                 "optout": pa.array(self.optout)}
+        users.update({f"s:{k}": pa.array(v) for k, v in self.scalars.items()})
+        users.update({f"l:{k}": pa.array(v) for k, v in self.lists.items()})
+        out = {"users": pa.table(users)}
+        for path, b in self.events.items():
+            cols = {"uidx": pa.array((b.uidx + offset).astype(np.int32)), "t": pa.array(b.t)}
+            cols.update({f"v:{k}": pa.array(v) for k, v in b.values.items()})
+            cols.update({f"f:{k}": pa.array(v) for k, v in b.flag_times.items()})
+            cols.update({f"c:{k}": pa.array(v) for k, v in b.codes.items()})
+            out[event_names[path]] = pa.table(cols)
+        return out
+
+    @classmethod
+    def from_tables(cls, users: pa.Table, events: dict[str, pa.Table]) -> Chunk:
+        """Rebuild a chunk from :meth:`to_tables` output (``events`` keyed by event list path)."""
+
+        def np_(col: Any) -> np.ndarray:
+            return col.to_numpy(zero_copy_only=False)
+
+        blocks = {}
+        for path, t in events.items():
+            b = EventBlock(uidx=np_(t.column("uidx")).astype(np.int64), t=np_(t.column("t")))
+            for name in t.column_names:
+                kind, _, field_name = name.partition(":")
+                if kind == "v":
+                    b.values[field_name] = np_(t.column(name))
+                elif kind == "f":
+                    b.flag_times[field_name] = np_(t.column(name))
+                elif kind == "c":
+                    b.codes[field_name] = np_(t.column(name)).astype(np.int16)
+            blocks[path] = b
+        names = users.column_names
+        return cls(
+            user_ids=users.column("user_id").to_pylist(),
+            scalars={n[2:]: np_(users.column(n)) for n in names if n.startswith("s:")},
+            lists={n[2:]: np_(users.column(n)) for n in names if n.startswith("l:")},
+            events=blocks, created=np_(users.column("created")), optout=np_(users.column("optout")),
+        )
+
     def take(self, rows: np.ndarray) -> Chunk:
         """A chunk of the users at ``rows`` (sorted indices), with their events."""
         rows = np.asarray(rows, dtype=np.int64)

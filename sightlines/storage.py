@@ -509,6 +509,11 @@ class ClientStore:
     def features(date: dt.date | str) -> str:
         return f"features/{date_str(date)}"
 
+    @staticmethod
+    def events(date: dt.date | str) -> str:
+        """The snapshot's columnar event log (written by extract, read by sample)."""
+        return f"events/{date_str(date)}"
+
     SCHEMA_DIR = "schema"
     SCHEMA_CURRENT = "schema/current.json"
 

@@ -318,6 +318,9 @@ def train_sightline(sightline: Sightline, ts: TrainSet, *, grid: Grid | None = N
         hold = rng.random(len(cut)) < 0.2
         holdout_kind = "users"
     tr_idx, ho_idx = np.flatnonzero(~hold), np.flatnonzero(hold)
+    cap = 4 * grid.cv_sample_size  # the holdout model only measures quality: a bounded subsample will do
+    if len(tr_idx) > cap:
+        tr_idx = np.sort(np.random.default_rng(grid.seed + 1).choice(tr_idx, size=cap, replace=False))
     holdout: dict[str, Any] = {"kind": holdout_kind, "cutoff": newest if holdout_kind == "time" else None}
     if len(tr_idx) >= grid.min_users // 2 and len(ho_idx) >= 20:
         b_ho = lgb.train(p_best, _dataset(ts, p_best, tr_idx), num_boost_round=n_trees)

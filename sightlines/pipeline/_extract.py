@@ -57,6 +57,8 @@ class SegmentResult:
     hashes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # id hashes, in row order
     lines: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # line number of each row
     present: dict[str, int] = field(default_factory=dict)
+    #: table name ("users", "ev0", ...) -> local parquet of the segment's columnar chunk (for the sample step)
+    events: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -69,6 +71,7 @@ class _ShareJob:
     share: Share
     out_dir: str
     as_of: float
+    event_names: dict[str, str]
 
 
 class _SegmentWriter:
@@ -86,6 +89,19 @@ class _SegmentWriter:
         self.lines: list[np.ndarray] = []
         self.present: Counter[str] = Counter()
         self.kinds: Counter[str] = Counter()
+        self.event_names = job.event_names
+        self.event_writers: dict[str, pq.ParquetWriter] = {}
+        self.event_rows = 0
+
+    def _write_events(self, chunk: Any) -> None:
+        for name, table in chunk.to_tables(self.event_names, offset=self.event_rows).items():
+            w = self.event_writers.get(name)
+            if w is None:
+                path = os.path.join(os.path.dirname(self.path), f"{self.res.label}.{name}.parquet")
+                w = self.event_writers[name] = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
+                self.res.events[name] = path
+            w.write_table(table)
+        self.event_rows += chunk.n
 
     def add(self, block: Any, chunk: Any, schema: Schema, as_of: float) -> None:
         r = self.res
@@ -108,6 +124,7 @@ class _SegmentWriter:
         for name, values in chunk.lists.items():
             self.present[name] += int(np.count_nonzero(~np.isnan(values)))
         self.pending.append(to_table(block.ids, feature_columns(chunk, schema, as_of=as_of)))
+        self._write_events(chunk)
         self.rows += len(block.ids)
         if self.rows >= _ROW_GROUP:
             self._flush()
@@ -123,6 +140,8 @@ class _SegmentWriter:
 
     def close(self) -> SegmentResult:
         self._flush()
+        for w in self.event_writers.values():
+            w.close()
         r = self.res
         if self.writer is not None:
             self.writer.close()
@@ -306,7 +325,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         warnings.append(f"learned a new feature schema (v{schema.version}, {len(schema.columns())} columns)")
     as_of = end_of_day(dt.date.fromisoformat(date))
     spec = ScanSpec(root=storage.url, storage_options=storage.storage_options, client=client, date=date,
-                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + 86400.0, labels=False,
+                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + 86400.0, labels=True,
                     block_bytes=_scan.BLOCK_BYTES, segment_blocks=_scan.SEGMENT_BLOCKS)
     workers = workers or cpu_budget()
     tmp_parent = os.path.dirname(storage._path(store.key("features"))) if storage.is_local else None
@@ -315,7 +334,9 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
         shares = plan_shares(keys, workers, [store.size(k) for k in keys], block_bytes=spec.block_bytes,
                                  most=spec.segment_blocks)
-        jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of) for sh in shares]
+        event_names = event_list_names(spec.plan())
+        jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of, event_names=event_names)
+                for sh in shares]
         log.info("extract %s %s: %d file(s) in %d share(s), %d worker(s), schema v%d", client, date, len(keys),
                  len(shares), min(workers, len(shares)), schema.version)
         results = sorted((r for rs in map_jobs(_extract_share, jobs, workers, label=f"extract {client} {date}")
@@ -368,6 +389,13 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
             warnings.append(f"{len(vanished)} schema column(s) empty today: {', '.join(vanished[:10])}"
                             + (" ..." if len(vanished) > 10 else ""))
 
+        with store.dataset(store.events(date)) as ds:  # the columnar event log the sample step reads
+            for r in results:
+                for name, path in sorted(r.events.items()):
+                    ds.add_file(f"{name}/{r.label}.parquet", path)
+            ds.meta.update({"kind": "events", "client": client, "date": date, "n_users": good,
+                            "schema_version": schema.version, "event_lists": {v: k for k, v in event_names.items()},
+                            "segments": [r.label for r in results if r.events]})
         prefix = store.features(date)
         with store.dataset(prefix) as ds:
             for r in results:
@@ -389,6 +417,31 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     log.info("extract %s %s: %d users, %d bad, %.1f s", client, date, good, bad, seconds)
     return StepResult(step="extract", client=client, date=dt.date.fromisoformat(date), status=STATUS_OK,
                       outputs={"features": prefix}, n_records=good, warnings=tuple(warnings), details=details)
+
+
+def event_list_names(plan: Any) -> dict[str, str]:
+    """Event list path -> short file-safe table name (``ev0``, ``ev1``...), in path order."""
+    return {path: f"ev{i}" for i, path in enumerate(sorted(plan.record_nodes))}
+
+
+def _drop_event_rows(res: SegmentResult, rows: list[int]) -> None:
+    """Remove users (by row) from a segment's columnar chunk files, renumbering the events."""
+    if not res.events:
+        return
+    users = pq.read_table(res.events["users"])
+    keep = np.ones(users.num_rows, dtype=bool)
+    keep[rows] = False
+    new_index = np.cumsum(keep) - 1
+    pq.write_table(users.filter(pa.array(keep)), res.events["users"], **PARQUET_OPTIONS)
+    for name, path in res.events.items():
+        if name == "users":
+            continue
+        t = pq.read_table(path)
+        u = t.column("uidx").to_numpy()
+        t = t.filter(pa.array(keep[u]))
+        t = t.set_column(t.column_names.index("uidx"), "uidx",
+                         pa.array(new_index[t.column("uidx").to_numpy()].astype(np.int32)))
+        pq.write_table(t, path, **PARQUET_OPTIONS)
 
 
 def ids_of_part(path: str | None) -> list[str]:
@@ -420,6 +473,7 @@ def _remove_duplicates(store: ClientStore, keys: list[str], results: list[Segmen
     for ri, rows in sorted(dups.items()):
         r = results[ri]
         _drop_rows(r.part, [row for row, _, _ in rows])  # type: ignore[arg-type]
+        _drop_event_rows(r, [row for row, _, _ in rows])
         keep = np.ones(len(r.hashes), dtype=bool)
         keep[[row for row, _, _ in rows]] = False
         r.hashes, r.lines = r.hashes[keep], r.lines[keep]

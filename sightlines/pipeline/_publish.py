@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import tempfile
 import time
 from typing import Any
 
 import pyarrow.parquet as pq
 
-from ..catalog import catalog
 from ..config import ClientConfig
 from ..errors import NotFoundError
 from ..models import load_model

@@ -1,10 +1,12 @@
 """The ``sample`` step: training frames (users at past cutoffs, with labels) under ``training/{date}/``.
 
-One pass over today's snapshot computes, for every cutoff any sightline
-needs, the labels of every sightline and an inclusion probability per
-example (see :mod:`sightlines.sampling`); the kept rows get their features as
-of the cutoff: from that day's stored feature table when there is one with
-the same schema, otherwise rebuilt by time travel from the event history.
+One pass over today's columnar event log (``events/{date}/``, written by
+``extract``: no JSON is parsed twice) computes, for every cutoff any
+sightline needs, the labels of every sightline and an inclusion probability
+per example (see :mod:`sightlines.sampling`); the kept rows get their
+features as of the cutoff: from that day's stored feature table when there is
+one with the same schema, otherwise rebuilt by time travel from the event
+history.
 """
 
 from __future__ import annotations
@@ -27,16 +29,14 @@ from .._timeparse import end_of_day
 from ..catalog import Sightline, catalog
 from ..config import ClientConfig, Roles
 from ..errors import NotFoundError
-from ..features import feature_columns, to_table
+from ..features import Chunk, feature_columns, to_table
 from ..outcomes import labels, plan_cutoffs
-from ..profiles import raw_files
 from ..result import STATUS_OK, StepResult
 from ..sampling import inclusion_probability, uniform_hash, user_hashes
 from ..schema import Schema, load_schema
 from ..storage import ClientStore, Storage, date_str
 from ._extract import PARQUET_OPTIONS
-from . import _scan
-from ._scan import ScanSpec, Share, iter_segments, map_jobs, plan_shares
+from ._scan import map_jobs
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,21 @@ class _Plan:
 
 @dataclass(frozen=True)
 class _SampleJob:
-    spec: ScanSpec
-    share: Share
+    root: str
+    storage_options: dict[str, Any]
+    client: str
+    schema: dict[str, Any]
+    roles: dict[str, Any]
+    label: str  # the segment, e.g. part-00000-00003
+    files: dict[str, str]  # table name ("users", "ev0"...) -> client-relative key
+    event_lists: dict[str, str]  # table name -> event list path
     out_dir: str
     plan: _Plan
 
 
 @dataclass
 class _SampleResult:
-    parts: dict[tuple[str, int, int], str] = field(default_factory=dict)  # (cutoff, file, segment) -> local parquet
+    parts: dict[tuple[str, str], str] = field(default_factory=dict)  # (cutoff, segment) -> local parquet
     counts: dict[str, dict[str, float]] = field(default_factory=dict)  # name@cutoff -> counters
     users: int = 0
 
@@ -95,69 +101,69 @@ def client_history_days(store: ClientStore, date: str, schema: Schema) -> float:
     return float(np.percentile(allv, 99))
 
 
-def _sample_share(job: _SampleJob) -> _SampleResult:
-    """Worker: labels, inclusion and (time-travel) features for the segments of one share."""
-    spec, plan = job.spec, job.plan
-    store = spec.store()
-    schema = spec.parsed_schema()
-    assert schema is not None
-    roles = Roles(**spec.roles)
+def _read_chunk(job: _SampleJob) -> Chunk:
+    """The segment's users and events, as the extract step stored them."""
+    store = Storage(job.root, storage_options=job.storage_options).client(job.client)
+
+    def read(key: str) -> pa.Table:
+        with store.open(key) as f:
+            return pq.read_table(f)
+
+    events = {job.event_lists[name]: read(key) for name, key in job.files.items() if name != "users"}
+    return Chunk.from_tables(read(job.files["users"]), events)
+
+
+def _sample_segment(job: _SampleJob) -> _SampleResult:
+    """Worker: labels, inclusion and (time-travel) features for one segment of users."""
+    plan = job.plan
+    schema = Schema.from_dict(job.schema)
+    roles = Roles(**job.roles)
     sl = {d["name"]: Sightline.from_dict(d) for d in plan.sightlines}
     cut_dates = {c: dt.date.fromisoformat(c) for c in plan.cutoffs}
-    writers: dict[tuple[str, int, int], pq.ParquetWriter] = {}
     res = _SampleResult()
-    fi = job.share.file_index
-    try:
-        for segment, _block, chunk in iter_segments(spec, store, job.share, schema=schema):
-            n = chunk.n
-            if n == 0:
-                continue
-            res.users += n
-            hashes = user_hashes(chunk.user_ids)
-            for c, names in plan.cutoffs.items():
-                start = end_of_day(cut_dates[c])
-                u = uniform_hash(hashes, cutoff_salt(cut_dates[c], plan.seed))
-                keep_any = np.zeros(n, dtype=bool)
-                cols_extra: dict[str, np.ndarray] = {}
-                for name in names:
-                    s = sl[name]
-                    out = labels(chunk, s, roles, start=start, end=start + s.horizon * _DAY)
-                    cand = ~np.isnan(out.label)
-                    n_cand = int(cand.sum())
-                    pi = inclusion_probability(out.label, out.positive, keep_positives=s.keeps_positives,
-                                               budget=plan.budget[f"{name}@{c}"],
-                                               expected_candidates=plan.n_est * n_cand / n)
-                    incl = u < pi
-                    keep_any |= incl
-                    cols_extra[f"y__{name}"] = np.where(incl, out.label, np.nan)
-                    cols_extra[f"w__{name}"] = np.where(incl, out.weight, 0.0)
-                    cols_extra[f"pi__{name}"] = np.where(incl, pi, 0.0)
-                    cnt = res.counts.setdefault(f"{name}@{c}", {"candidates": 0, "positives": 0, "sampled": 0,
-                                                              "label_sum": 0.0})
-                    cnt["candidates"] += n_cand
-                    cnt["positives"] += int((out.positive & cand).sum())
-                    cnt["sampled"] += int(incl.sum())
-                    cnt["label_sum"] += float(np.nansum(np.where(cand, out.label * out.weight, 0.0)))
-                rows = np.flatnonzero(keep_any)
-                if len(rows) == 0:
-                    continue
-                extra = {"_u": u[rows], **{k: v[rows] for k, v in cols_extra.items()}}
-                if plan.travel[c]:
-                    sub = chunk.take(rows)
-                    feats = feature_columns(sub, schema, as_of=start, time_travel=True)
-                    table = to_table(sub.user_ids, feats, extra=extra)
-                else:
-                    table = to_table([chunk.user_ids[i] for i in rows.tolist()], {}, extra=extra)
-                wkey = (c, fi, segment)
-                w = writers.get(wkey)
-                if w is None:
-                    path = os.path.join(job.out_dir, f"c{c}-{fi:05d}-{segment:05d}.parquet")
-                    w = writers[wkey] = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
-                    res.parts[wkey] = path
-                w.write_table(table)
-    finally:
-        for w in writers.values():
-            w.close()
+    chunk = _read_chunk(job)
+    n = chunk.n
+    if n == 0:
+        return res
+    res.users += n
+    hashes = user_hashes(chunk.user_ids)
+    for c, names in plan.cutoffs.items():
+        start = end_of_day(cut_dates[c])
+        u = uniform_hash(hashes, cutoff_salt(cut_dates[c], plan.seed))
+        keep_any = np.zeros(n, dtype=bool)
+        cols_extra: dict[str, np.ndarray] = {}
+        for name in names:
+            s = sl[name]
+            out = labels(chunk, s, roles, start=start, end=start + s.horizon * _DAY)
+            cand = ~np.isnan(out.label)
+            n_cand = int(cand.sum())
+            pi = inclusion_probability(out.label, out.positive, keep_positives=s.keeps_positives,
+                                       budget=plan.budget[f"{name}@{c}"],
+                                       expected_candidates=plan.n_est * n_cand / n)
+            incl = u < pi
+            keep_any |= incl
+            cols_extra[f"y__{name}"] = np.where(incl, out.label, np.nan)
+            cols_extra[f"w__{name}"] = np.where(incl, out.weight, 0.0)
+            cols_extra[f"pi__{name}"] = np.where(incl, pi, 0.0)
+            cnt = res.counts.setdefault(f"{name}@{c}", {"candidates": 0, "positives": 0, "sampled": 0,
+                                                      "label_sum": 0.0})
+            cnt["candidates"] += n_cand
+            cnt["positives"] += int((out.positive & cand).sum())
+            cnt["sampled"] += int(incl.sum())
+            cnt["label_sum"] += float(np.nansum(np.where(cand, out.label * out.weight, 0.0)))
+        rows = np.flatnonzero(keep_any)
+        if len(rows) == 0:
+            continue
+        extra = {"_u": u[rows], **{k: v[rows] for k, v in cols_extra.items()}}
+        if plan.travel[c]:
+            sub = chunk.take(rows)
+            feats = feature_columns(sub, schema, as_of=start, time_travel=True)
+            table = to_table(sub.user_ids, feats, extra=extra)
+        else:
+            table = to_table([chunk.user_ids[i] for i in rows.tolist()], {}, extra=extra)
+        path = os.path.join(job.out_dir, f"c{c}-{job.label}.parquet")
+        pq.write_table(table, path, **PARQUET_OPTIONS)
+        res.parts[(c, job.label)] = path
     return res
 
 
@@ -219,9 +225,6 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
                             record_id=client, path=store.features(date))
     schema = load_schema(store, int(fman["schema_version"]))
     assert schema is not None
-    keys = raw_files(store, date)
-    if not keys:
-        raise NotFoundError(f"client {client}: no snapshot for {date}", record_id=client, path=store.raw(date))
     history = client_history_days(store, date, schema)
     tr = config.training
     sls = catalog(config)
@@ -242,10 +245,6 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
     plan = _Plan(sightlines=[s.to_dict() for s in sls if info[s.name]["available"]],
                  cutoffs={c: cutoffs[c] for c in sorted(cutoffs)}, budget=budget, travel=travel,
                  n_est=int(fman["n_users"]), seed=tr.seed)
-    as_of = end_of_day(day)
-    spec = ScanSpec(root=storage.url, storage_options=storage.storage_options, client=client, date=date,
-                    schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + _DAY, labels=True,
-                    block_bytes=_scan.BLOCK_BYTES, segment_blocks=_scan.SEGMENT_BLOCKS)
     workers = workers or cpu_budget()
     tmp_parent = os.path.dirname(storage._path(store.key("training"))) if storage.is_local else None
     if tmp_parent:
@@ -255,9 +254,18 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
     with tempfile.TemporaryDirectory(prefix=".sample-", dir=tmp_parent) as out_dir:
         results: list[_SampleResult] = []
         if plan.cutoffs:
-            jobs = [_SampleJob(spec=spec, share=sh, out_dir=out_dir, plan=plan) for sh in plan_shares(keys, workers, [store.size(k) for k in keys], block_bytes=spec.block_bytes,
-                                 most=spec.segment_blocks)]
-            results = map_jobs(_sample_share, jobs, workers, label=f"sample {client} {date}")
+            eman = store.manifest(store.events(date))
+            if eman is None:
+                raise NotFoundError(f"client {client}: no event log for {date}; re-run `sightlines step extract`",
+                                    record_id=client, path=store.events(date))
+            files = store.dataset_files(store.events(date), ".parquet")
+            jobs = []
+            for label in eman["segments"]:
+                mine = {k.split("/")[-2]: k for k in files if k.endswith(f"/{label}.parquet")}
+                jobs.append(_SampleJob(root=storage.url, storage_options=storage.storage_options, client=client,
+                                       schema=schema.to_dict(), roles=asdict(config.roles), label=label, files=mine,
+                                       event_lists=eman["event_lists"], out_dir=out_dir, plan=plan))
+            results = map_jobs(_sample_segment, jobs, workers, label=f"sample {client} {date}")
         counts: dict[str, dict[str, float]] = {}
         for r in results:
             for k, v in r.counts.items():
@@ -269,8 +277,8 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
                 keyed = sorted((k, p) for r in results for k, p in r.parts.items() if k[0] == c)
                 parts = [p for _, p in keyed]
                 if travel[c]:
-                    for (_, fi, seg), p in keyed:
-                        ds.add_file(f"c={c}/part-{fi:05d}-{seg:05d}.parquet", p)
+                    for (_, label), p in keyed:
+                        ds.add_file(f"c={c}/{label}.parquet", p)
                 else:
                     joined = os.path.join(out_dir, f"joined-{c}.parquet")
                     if _join_stored(store, c, parts, joined):
