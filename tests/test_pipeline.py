@@ -174,3 +174,24 @@ def test_degenerate_and_short_history_sightlines_are_reported_not_crashed(storag
     assert "not enough history" in manifest["unavailable"]["rev_365"]
     table = read_predictions(store, D.isoformat())
     assert "rev_365" not in table.column_names and table.num_rows == 600
+
+
+def test_a_client_defined_quantile_sightline_trains_and_publishes(storage):
+    store = storage.client("beta")
+    generate_client(store, users=1500, date=D, seed=9)
+    extra = {"name": "rev_30_p90", "description": "Revenue in 30 days, 90th percentile", "role": "purchases",
+             "aggregate": "sum", "field": "order_total", "horizon": 30, "objective": "quantile", "alpha": 0.9,
+             "unit": "currency"}
+    cfg = ClientConfig.from_dict({**FAST, "sightlines": [extra],
+                                  "disabled_sightlines": ["purchase_1", "msgs_1", "pv_30", "openrate_7", "click_7"]})
+    out = run_daily("beta", D, storage, config=cfg, workers=2)
+    assert out.stale_days == 0, out.summary()
+    manifest = store.manifest(store.predictions(D))
+    assert manifest["sightlines"]["rev_30_p90"]["unit"] == "currency"
+    assert "pv_30" not in manifest["sightlines"] and "pv_30" not in manifest["unavailable"]
+    from sightlines.models import load_model
+
+    meta = load_model(store, D, "rev_30_p90").meta
+    assert meta["params"]["objective"] == "quantile" and meta["params"]["alpha"] == 0.9
+    table = read_predictions(store, D.isoformat(), columns=["rev_30", "rev_30_p90"])
+    assert np.isfinite(table.column("rev_30_p90").to_numpy()).all()

@@ -131,6 +131,8 @@ def score(client: str, date: dt.date | str, storage: Storage, *, config: ClientC
                     feats = models[name].meta["features"]
                     X = pd.DataFrame({c: col(c) for c in feats}, copy=False)
                     v = predict_values(boosters[name], X, num_threads=threads)
+                    # objectives without a link (quantile, l2) can stray outside what the unit allows
+                    v = np.clip(v, 0.0, 1.0) if by_name[name].unit in ("probability", "rate") else np.maximum(v, 0.0)
                     if by_name[name].exclude_happened and by_name[name].role == "optout":
                         v = np.where(opted_out, 0.0, v)
                     values[name].append(v)
