@@ -51,20 +51,20 @@ from .result import STATUS_FAILED, StepResult
 from .storage import MANIFEST, ClientStore, Storage, date_str, validate_client_id
 
 __all__ = [
+    "FAILED",
+    "FRESH",
+    "MISSING",
+    "STALE",
+    "STATUSES",
     "ClientStatus",
     "client_status",
-    "fleet_status",
-    "format_fleet_status",
-    "write_fleet_status",
-    "read_fleet_status",
-    "fleet_status_key",
     "fleet_dates",
+    "fleet_status",
+    "fleet_status_key",
+    "format_fleet_status",
     "published_clients",
-    "FRESH",
-    "STALE",
-    "FAILED",
-    "MISSING",
-    "STATUSES",
+    "read_fleet_status",
+    "write_fleet_status",
 ]
 
 log = logging.getLogger(__name__)

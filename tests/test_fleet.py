@@ -1,4 +1,4 @@
-"""Fleet status (sightlines.fleet): fresh / stale / failed / missing per client, from stored manifests and run records."""
+"""sightlines.fleet: fresh / stale / failed / missing per client, from stored manifests and run records."""
 
 from __future__ import annotations
 

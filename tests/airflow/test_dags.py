@@ -22,12 +22,12 @@ from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import TriggerRule
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowFailException
+from sightlines_airflow.dag_factory import FLEET_DAG_ID, STEP_SETTINGS, build_client_dag, build_registry_dags
+from sightlines_airflow.operators.step import SightlinesStepOperator
 
 from sightlines.fleet import read_fleet_status
 from sightlines.registry import add_clients, set_fleet
 from sightlines.storage import Storage
-from sightlines_airflow.dag_factory import FLEET_DAG_ID, STEP_SETTINGS, build_client_dag
-from sightlines_airflow.operators.step import SightlinesStepOperator
 
 from .conftest import CLIENT_CONFIG, CLIENT_TRAIN_TASKS, D1, D2, D3, DAGS_FOLDER
 from .fake_backend import CLASSPATH
@@ -48,10 +48,9 @@ def states(dag_run: Any) -> dict[str, str]:
 
 
 def xcom(dag_id: str, run_id: str, task_id: str) -> Any:
-    from sqlalchemy import select
-
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         row = session.execute(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id,
@@ -158,6 +157,18 @@ class TestDagFile:
         set_fleet(registry, airflow={"pools": "typo"})
         bag = dagbag()
         assert "registry fleet.airflow has unknown setting(s) ['pools']" in next(iter(bag.import_errors.values()))
+
+    def test_shards_split_the_clients_between_dag_files(self, registry):
+        names = [f"client-{i:03d}" for i in range(40)]
+        add_clients(registry, names)
+        shards = [build_registry_dags(shard=i, shards=3) for i in range(3)]
+        ids = [set(s) for s in shards]
+        assert FLEET_DAG_ID in ids[0] and FLEET_DAG_ID not in ids[1] | ids[2]
+        assert not (ids[0] & ids[1]) and not (ids[1] & ids[2]) and not (ids[0] & ids[2])
+        assert set().union(*ids) == {f"sightlines__{n}" for n in names} | {FLEET_DAG_ID}
+        assert all(len(i) > 5 for i in ids)
+        with pytest.raises(ValueError, match="shard is 3; expected 0 <= shard < shards"):
+            build_registry_dags(shard=3, shards=3)
 
     def test_factory_overrides(self):
         dag = build_client_dag("acme", sightlines=[], schedule="0 3 * * *", pool=None,

@@ -6,13 +6,13 @@ import datetime as dt
 
 import pytest
 from fastapi.testclient import TestClient
+from sightlines_airflow._ui import create_app
+from sightlines_airflow.plugin import LazySightlinesApp, SightlinesPlugin
 
 from sightlines.fleet import fleet_status, write_fleet_status
 from sightlines.registry import add_clients
 from sightlines.result import StepResult
 from sightlines.storage import Storage
-from sightlines_airflow._ui import create_app
-from sightlines_airflow.plugin import LazySightlinesApp, SightlinesPlugin
 
 DAY = "2026-11-21"
 

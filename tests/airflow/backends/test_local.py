@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from sightlines_airflow.backends.base import (
     BackendError,
     JobNotFoundError,

@@ -8,12 +8,12 @@ import boto3
 import pytest
 from airflow.sdk.exceptions import AirflowNotFoundException
 from airflow.sdk.log import redact
-
-from sightlines.storage import Storage
-from sightlines.synth import generate_client
 from sightlines_airflow.backends.base import JobState, StepSpec
 from sightlines_airflow.backends.local import LocalBackend
 from sightlines_airflow.hooks.storage import SightlinesStorageHook
+
+from sightlines.storage import Storage
+from sightlines.synth import generate_client
 
 from ..conftest import D1
 

@@ -7,11 +7,11 @@ import datetime as dt
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, TaskDeferred
+from sightlines_airflow.operators.fleet import FleetReportOperator, FleetWatchOperator
 
 from sightlines.fleet import read_fleet_status
 from sightlines.registry import add_clients
 from sightlines.storage import Storage
-from sightlines_airflow.operators.fleet import FleetReportOperator, FleetWatchOperator
 
 DAY = "2026-11-20"
 

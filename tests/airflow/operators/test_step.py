@@ -11,7 +11,6 @@ import time
 import pytest
 from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException, TaskDeferred
-
 from sightlines_airflow.backends.base import JobState
 from sightlines_airflow.operators.step import SightlinesStepOperator, publish_summary
 from sightlines_airflow.triggers.job import SightlinesJobTrigger
@@ -205,8 +204,8 @@ class TestDeferral:
         assert result["state"] == "succeeded"
 
     def test_a_retry_reattaches_to_the_running_job(self, tmp_path, context):
-        options = {"state_dir": str(tmp_path / "jobs"), "command": [sys.executable, "-c", "import time; "
-                                                                                          "time.sleep(30)"]}
+        sleep = [sys.executable, "-c", "import time; time.sleep(30)"]
+        options = {"state_dir": str(tmp_path / "jobs"), "command": sleep}
         first = operator(backend=CLASSPATH, backend_options=options, deferrable=True, root="/tmp")
         with pytest.raises(TaskDeferred) as a:
             first.execute(context)

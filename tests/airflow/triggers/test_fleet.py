@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from sightlines_airflow.triggers.fleet import FleetPredictionsTrigger
+
 from sightlines.registry import add_clients
 from sightlines.storage import Storage
-from sightlines_airflow.triggers.fleet import FleetPredictionsTrigger
 
 DAY = "2026-11-20"
 

@@ -8,7 +8,6 @@ import time
 
 import pytest
 from airflow.triggers.base import TriggerEvent
-
 from sightlines_airflow.backends.base import JobState, StepSpec
 from sightlines_airflow.triggers.job import SightlinesJobTrigger
 
