@@ -32,7 +32,9 @@ ensure_env() {
     "$(find_python)" -m venv "$VENV"
   fi
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-  "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" -r requirements.lock
+  # --compile-bytecode: every Airflow task starts fresh interpreters; without .pyc files (and with
+  # PYTHONDONTWRITEBYTECODE set, as on some machines) each one recompiles Airflow for seconds
+  "$VENV/bin/uv" pip install --quiet --compile-bytecode --python "$VENV/bin/python" -r requirements.lock
   "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
   rm -f "$VENV"/.installed-*
   touch "$stamp"

@@ -3,7 +3,7 @@
 #
 #   ./dev.sh airflow                 start Airflow (scheduler, triggerer, DAG processor, API server + UI)
 #   ./dev.sh airflow ARGS...         run `airflow ARGS...` against the same home, e.g.
-#                                    ./dev.sh airflow backfill create --dag-id sightlines__demo-books \
+#                                    ./dev.sh airflow backfill create --dag-id sightlines__acme-outdoor \
 #                                        --from-date 2026-11-20 --to-date 2026-11-24 --max-active-runs 1
 #
 #   AIRFLOW_HOME     ./airflow-home (SQLite database, logs, generated admin password)
@@ -57,16 +57,9 @@ fi
 
 # -- demo clients ------------------------------------------------------------------
 if [ -z "$(sightlines clients list --root "$SIGHTLINES_ROOT" 2>/dev/null)" ]; then
-  DAY=$(python -c 'import datetime as d; print(d.datetime.now(d.timezone.utc).date() - d.timedelta(days=1))')
-  DEMO_CONFIG='{"training": {"depths": [3, 5], "learning_rates": [0.1, 0.2], "folds": 3}}'
-  say "no clients in $SIGHTLINES_ROOT: generating 3 demo clients for $DAY"
-  seed=1
-  for client in demo-apparel demo-books demo-garden; do
-    SIGHTLINES_LOG_LEVEL=WARNING sightlines generate --root "$SIGHTLINES_ROOT" --client "$client" \
-      --users "${SIGHTLINES_DEMO_USERS:-3000}" --date "$DAY" --seed "$seed"
-    seed=$((seed + 1))
-  done
-  sightlines clients add --root "$SIGHTLINES_ROOT" demo-apparel demo-books demo-garden --config "$DEMO_CONFIG"
+  say "no clients in $SIGHTLINES_ROOT: generating the demo clients (those of ./dev.sh demo) for yesterday"
+  SIGHTLINES_LOG_LEVEL=WARNING sightlines demo --generate-only --root "$SIGHTLINES_ROOT" \
+    --users "${SIGHTLINES_DEMO_USERS:-3000}"
 fi
 
 # -- database and pool --------------------------------------------------------------

@@ -200,10 +200,29 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet import fleet_status, format_fleet_status, write_fleet_status
+    from .registry import load_registry
+
+    storage = _storage(args)
+    clients = args.clients or load_registry(storage).names()
+    status = fleet_status(storage, args.date, clients)
+    if args.write:
+        key = write_fleet_status(storage, status)
+        print(f"# written to {storage.url_of(key)}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True, default=str))
+    else:
+        print(format_fleet_status(status, limit=args.limit))
+    counts = status["counts"]
+    return 0 if counts.get("failed", 0) == 0 and counts.get("missing", 0) == 0 else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(root=args.root, clients=args.clients, users=args.users, date=args.date)
+    return run_demo(root=args.root, clients=args.clients, users=args.users, date=args.date,
+                    run=not args.generate_only)
 
 
 # -- parser -----------------------------------------------------------------------
@@ -274,11 +293,21 @@ def build_parser() -> argparse.ArgumentParser:
     ct.add_argument("--json", action="store_true")
     ct.set_defaults(fn=cmd_catalog)
 
+    fl = sub.add_parser("fleet", help="fleet status of a date: fresh, stale N days, failed (why), missing")
+    fsub = fl.add_subparsers(dest="fleet_cmd", required=True)
+    fs = fsub.add_parser("status")
+    common(fs, client=False)
+    fs.add_argument("--clients", nargs="*", help="only these clients (default: the registry)")
+    fs.add_argument("--write", action="store_true", help="also write fleet/{date}/status.json under the root")
+    fs.add_argument("--limit", type=int, default=None, help="list at most this many non-fresh clients")
+    fl.set_defaults(fn=cmd_fleet)
+
     d = sub.add_parser("demo", help="generate demo clients, run their day, show one user (the README's first command)")
     d.add_argument("--root", default=None)
     d.add_argument("--clients", type=int, default=3)
     d.add_argument("--users", type=int, default=8000)
     d.add_argument("--date", type=_date, default=None, help="run date (default: yesterday)")
+    d.add_argument("--generate-only", action="store_true", help="generate and register the demo brands, run nothing")
     d.set_defaults(fn=cmd_demo)
     return p
 

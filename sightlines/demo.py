@@ -29,10 +29,13 @@ def _demo_names(n: int) -> list[tuple[str, int, float]]:
     return out
 
 
-def run_demo(*, root: str | None = None, clients: int = 3, users: int = 5000, date: dt.date | None = None) -> int:
+def run_demo(*, root: str | None = None, clients: int = 3, users: int = 5000, date: dt.date | None = None,
+             run: bool = True) -> int:
     """Generate ``clients`` synthetic brands (if not there yet), run their day, and show one user.
 
-    Returns the process exit code: 0 when every client published fresh predictions.
+    With ``run=False`` the brands are only generated and registered (what
+    ``./dev.sh airflow`` does before Airflow runs their days). Returns the
+    process exit code: 0 when every client published fresh predictions.
     """
     from .synth import generate_client
 
@@ -52,6 +55,8 @@ def run_demo(*, root: str | None = None, clients: int = 3, users: int = 5000, da
     if new:
         add_clients(storage, new)
         print(f"  registered {', '.join(new)} in {storage.url_of('registry.json')}", flush=True)
+    if not run:
+        return 0
     code = 0
     for name, _, _ in names:
         print(f"\n== {name}: extract -> sample -> train x13 -> score -> publish", flush=True)
