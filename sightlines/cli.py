@@ -85,8 +85,16 @@ def cmd_clients(args: argparse.Namespace) -> int:
         reg = remove_clients(storage, args.names)
         print(f"removed {len(args.names)} client(s); {len(reg.clients)} left (their data stays in storage)")
     elif args.clients_cmd == "fleet":
-        reg = set_fleet(storage, backend=args.backend)
-        print(f"fleet backend is now {reg.fleet['backend']}")
+        settings: dict[str, Any] = {}
+        if args.backend:
+            settings["backend"] = args.backend
+        if args.airflow:
+            airflow = json.loads(args.airflow)
+            if not isinstance(airflow, dict):
+                raise ConfigError("--airflow must be a JSON object, e.g. '{\"aws_conn_id\": \"sightlines_s3\"}'")
+            settings["airflow"] = airflow
+        reg = set_fleet(storage, **settings)
+        print(f"fleet settings: {json.dumps(reg.fleet, sort_keys=True)}")
     else:
         reg = load_registry(storage)
         if args.json:
@@ -263,7 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(cl, client=False, date=False)
     cf = csub.add_parser("fleet", help="fleet-wide settings")
     common(cf, client=False, date=False)
-    cf.add_argument("--backend", choices=("local", "mesos"), required=True)
+    cf.add_argument("--backend", choices=("local", "mesos"), help="compute backend of every client without its own")
+    cf.add_argument("--airflow", help="JSON of fleet-wide Airflow settings for the DAG file, e.g. "
+                                      "'{\"aws_conn_id\": \"sightlines_s3\", \"pool\": \"sightlines\"}'")
     c.set_defaults(fn=cmd_clients)
 
     s = sub.add_parser("schema", help="show or refresh a client's feature schema")
