@@ -429,7 +429,7 @@ def learn_schema(
                 continue
         scalars.append(ScalarColumn(name=name, path=path, kind=kind, levels=levels, support=support))
 
-    for path, name in sorted(role_events.items()):
+    for path in sorted(role_events):
         if not any(e.path == path for e in events):  # role never seen in the sample: keep its columns anyway
             events.append(EventArray(name=column_name(path), path=path, time_field=roles.time_field))
     if len(scalars) > max_scalars:
@@ -518,31 +518,6 @@ def new_keys(schema: Schema, users: Iterable[Mapping[str, Any]], *, min_support:
         if name not in ignored:
             out.append(name)
     return sorted(out)
-
-
-def diff_paths(schema: Schema, n: int, stats: dict[tuple[str, ...], _Stats], *, min_support: float = 0.01) -> tuple[list[str], list[str]]:
-    """Keys in today's sample that the schema lacks (new), and schema paths absent today (vanished)."""
-    need = max(1.0, min_support * n)
-    known = schema.scalar_paths()
-    known_prefixes = {p[:i] for p in known for i in range(1, len(p))}
-    new = []
-    for path, st in stats.items():
-        if st.users < need or path in known or path in known_prefixes:
-            continue
-        if path == _split(schema.roles.id):
-            continue
-        if any(path[: len(k)] == k for k in known):  # inside a known list/record
-            continue
-        if st.obj >= 0.5 * st.users:
-            continue
-        new.append(column_name(path))
-    vanished = [column_name(p) for p in sorted(known) if p not in stats]
-    return sorted(new), vanished
-
-
-# ---------------------------------------------------------------------------
-# persistence (schema/ under the client prefix)
-# ---------------------------------------------------------------------------
 
 
 def load_schema(store: ClientStore, version: int | None = None) -> Schema | None:

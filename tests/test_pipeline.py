@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from sightlines.config import ClientConfig

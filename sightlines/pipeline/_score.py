@@ -62,6 +62,23 @@ def choose_models(store: Any, date: str, sightlines: list[Sightline]) -> tuple[d
     return chosen, missing
 
 
+def _column_getter(t: pa.Table, cache: dict[str, np.ndarray], weekday: float) -> Any:
+    """Feature columns of one row group by name (cached): the context column, stored columns, or missing."""
+    have = set(t.column_names)
+
+    def col(name: str) -> np.ndarray:
+        if name not in cache:
+            if name == CONTEXT_WEEKDAY:
+                cache[name] = np.full(t.num_rows, weekday, dtype=np.float32)
+            elif name in have:
+                cache[name] = t.column(name).to_numpy(zero_copy_only=False)
+            else:  # a column the model knows but today's schema lacks: missing
+                cache[name] = np.full(t.num_rows, np.nan, dtype=np.float32)
+        return cache[name]
+
+    return col
+
+
 def score(client: str, date: dt.date | str, storage: Storage, *, config: ClientConfig | None = None) -> StepResult:
     """Score every user of ``(client, date)`` for every sightline that has a model; write ``scores/{date}/``.
 
@@ -114,18 +131,8 @@ def score(client: str, date: dt.date | str, storage: Storage, *, config: ClientC
                 t = pf.read_row_group(rg)
                 ids.append(t.column("user_id").combine_chunks())
                 have = set(t.column_names)
-                frame_cache: dict[str, np.ndarray] = {}
-
-                def col(name: str) -> np.ndarray:
-                    if name not in frame_cache:
-                        if name == CONTEXT_WEEKDAY:
-                            frame_cache[name] = np.full(t.num_rows, weekday, dtype=np.float32)
-                        elif name in have:
-                            frame_cache[name] = t.column(name).to_numpy(zero_copy_only=False)
-                        else:  # a column the model knows but today's schema lacks: missing
-                            frame_cache[name] = np.full(t.num_rows, np.nan, dtype=np.float32)
-                    return frame_cache[name]
-
+                cache: dict[str, np.ndarray] = {}
+                col = _column_getter(t, cache, weekday)
                 opted_out = ~np.isnan(col(optout_col)) if optout_col in have else np.zeros(t.num_rows, bool)
                 for name in order:
                     feats = models[name].meta["features"]
