@@ -194,7 +194,6 @@ def build_plan(schema: Schema | None, roles: Roles, *, labels: bool = True) -> P
         if labels and role == "purchases":
             _child(node, roles.order_total, "leaf")
             items = _child(node, roles.order_items, "items")
-            _child(items, roles.item_sku, "leaf")
             _child(items, "qty", "leaf")
         if labels and role == "messages":
             _child(node, roles.message_opened, "leaf")

@@ -68,9 +68,6 @@ class EventBlock:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     flag_times: dict[str, np.ndarray] = field(default_factory=dict)
     codes: dict[str, np.ndarray] = field(default_factory=dict)
-    skus: list[Any] | None = None
-    sku_uidx: np.ndarray | None = None
-    sku_t: np.ndarray | None = None
 
 
 @dataclass
@@ -324,11 +321,10 @@ def chunk_from_users(users: list[Any], ids: list[str], plan: Plan, schema: Schem
 
 
 def _add_items(block: EventBlock, node: Any, flat: list[Any], roles: Any) -> None:
-    """Per purchase: number of items (sum of qty; 1 per item without a usable qty) and the SKUs bought."""
+    """Per purchase: number of items (sum of qty; 1 per item without a usable qty)."""
     items_attr = node.children[roles.order_items].attr
     inode = node.children[roles.order_items]
     qty_attr = inode.children["qty"].attr
-    sku_attr = inode.children[roles.item_sku].attr
     per = _field(flat, items_attr)
     per = [x if x is not None and len(x) <= MAX_LIST else None for x in per]
     n_items = np.fromiter((len(x) if x else 0 for x in per), dtype=np.int64, count=len(per))
@@ -339,9 +335,6 @@ def _add_items(block: EventBlock, node: Any, flat: list[Any], roles: Any) -> Non
     total_qty = np.bincount(rec_of_item, weights=qty, minlength=len(per)).astype(np.float64)
     total_qty[np.array([x is None for x in per], dtype=bool)] = np.nan
     block.values[ITEMS_FIELD] = total_qty
-    block.skus = _field(flat_items, sku_attr)
-    block.sku_uidx = block.uidx[rec_of_item] if len(per) else np.zeros(0, dtype=np.int64)
-    block.sku_t = block.t[rec_of_item] if len(per) else np.zeros(0)
 
 
 # ---------------------------------------------------------------------------

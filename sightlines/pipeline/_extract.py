@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 __all__ = ["extract", "learn_client_schema", "PARQUET_OPTIONS"]
 
 #: how every parquet file of Sightlines is written (deterministic bytes for the same data)
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+#: dictionary encoding is off: on float features it is tried, abandoned, and costs more time than the rest
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "use_dictionary": False,
+                                   "write_statistics": True}
+#: the event log is an intermediate read once by the sample step: fast compression beats small files
+EVENT_PARQUET_OPTIONS: dict[str, Any] = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 _ROW_GROUP = 65_536
 _SAMPLE_USERS = 50_000
 _NEW_KEYS_SAMPLE = 2_000
@@ -59,6 +63,8 @@ class SegmentResult:
     present: dict[str, int] = field(default_factory=dict)
     #: table name ("users", "ev0", ...) -> local parquet of the segment's columnar chunk (for the sample step)
     events: dict[str, str] = field(default_factory=dict)
+    #: rows of the event log's users that were dropped as duplicates (the feature part no longer has them)
+    dropped: list[int] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -98,7 +104,7 @@ class _SegmentWriter:
             w = self.event_writers.get(name)
             if w is None:
                 path = os.path.join(os.path.dirname(self.path), f"{self.res.label}.{name}.parquet")
-                w = self.event_writers[name] = pq.ParquetWriter(path, table.schema, **PARQUET_OPTIONS)
+                w = self.event_writers[name] = pq.ParquetWriter(path, table.schema, **EVENT_PARQUET_OPTIONS)
                 self.res.events[name] = path
             w.write_table(table)
         self.event_rows += chunk.n
@@ -395,7 +401,8 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                     ds.add_file(f"{name}/{r.label}.parquet", path)
             ds.meta.update({"kind": "events", "client": client, "date": date, "n_users": good,
                             "schema_version": schema.version, "event_lists": {v: k for k, v in event_names.items()},
-                            "segments": [r.label for r in results if r.events]})
+                            "segments": [r.label for r in results if r.events],
+                            "dropped": {r.label: r.dropped for r in results if r.dropped}})
         prefix = store.features(date)
         with store.dataset(prefix) as ds:
             for r in results:
@@ -422,26 +429,6 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
 def event_list_names(plan: Any) -> dict[str, str]:
     """Event list path -> short file-safe table name (``ev0``, ``ev1``...), in path order."""
     return {path: f"ev{i}" for i, path in enumerate(sorted(plan.record_nodes))}
-
-
-def _drop_event_rows(res: SegmentResult, rows: list[int]) -> None:
-    """Remove users (by row) from a segment's columnar chunk files, renumbering the events."""
-    if not res.events:
-        return
-    users = pq.read_table(res.events["users"])
-    keep = np.ones(users.num_rows, dtype=bool)
-    keep[rows] = False
-    new_index = np.cumsum(keep) - 1
-    pq.write_table(users.filter(pa.array(keep)), res.events["users"], **PARQUET_OPTIONS)
-    for name, path in res.events.items():
-        if name == "users":
-            continue
-        t = pq.read_table(path)
-        u = t.column("uidx").to_numpy()
-        t = t.filter(pa.array(keep[u]))
-        t = t.set_column(t.column_names.index("uidx"), "uidx",
-                         pa.array(new_index[t.column("uidx").to_numpy()].astype(np.int32)))
-        pq.write_table(t, path, **PARQUET_OPTIONS)
 
 
 def ids_of_part(path: str | None) -> list[str]:
@@ -473,7 +460,7 @@ def _remove_duplicates(store: ClientStore, keys: list[str], results: list[Segmen
     for ri, rows in sorted(dups.items()):
         r = results[ri]
         _drop_rows(r.part, [row for row, _, _ in rows])  # type: ignore[arg-type]
-        _drop_event_rows(r, [row for row, _, _ in rows])
+        r.dropped = sorted(row for row, _, _ in rows)  # the event log keeps them; its readers skip them
         keep = np.ones(len(r.hashes), dtype=bool)
         keep[[row for row, _, _ in rows]] = False
         r.hashes, r.lines = r.hashes[keep], r.lines[keep]

@@ -74,6 +74,7 @@ class _SampleJob:
     event_lists: dict[str, str]  # table name -> event list path
     out_dir: str
     plan: _Plan
+    dropped: tuple[int, ...] = ()  # rows of the segment's users to skip (duplicates)
 
 
 @dataclass
@@ -110,7 +111,12 @@ def _read_chunk(job: _SampleJob) -> Chunk:
             return pq.read_table(f)
 
     events = {job.event_lists[name]: read(key) for name, key in job.files.items() if name != "users"}
-    return Chunk.from_tables(read(job.files["users"]), events)
+    chunk = Chunk.from_tables(read(job.files["users"]), events)
+    if job.dropped:  # duplicates the extract step removed from the feature table
+        keep = np.ones(chunk.n, dtype=bool)
+        keep[list(job.dropped)] = False
+        chunk = chunk.take(np.flatnonzero(keep))
+    return chunk
 
 
 def _sample_segment(job: _SampleJob) -> _SampleResult:
@@ -264,7 +270,8 @@ def sample(client: str, date: dt.date | str, storage: Storage, *, config: Client
                 mine = {k.split("/")[-2]: k for k in files if k.endswith(f"/{label}.parquet")}
                 jobs.append(_SampleJob(root=storage.url, storage_options=storage.storage_options, client=client,
                                        schema=schema.to_dict(), roles=asdict(config.roles), label=label, files=mine,
-                                       event_lists=eman["event_lists"], out_dir=out_dir, plan=plan))
+                                       event_lists=eman["event_lists"], out_dir=out_dir, plan=plan,
+                                       dropped=tuple((eman.get("dropped") or {}).get(label, ()))))
             results = map_jobs(_sample_segment, jobs, workers, label=f"sample {client} {date}")
         counts: dict[str, dict[str, float]] = {}
         for r in results:
