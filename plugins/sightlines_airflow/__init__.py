@@ -6,10 +6,11 @@ Amazon provider:
 
 ``backends/``
     where a step runs: :class:`~sightlines_airflow.backends.local.LocalBackend`
-    (a subprocess of the worker) and, later, a Mesos backend; all share the
-    small interface of :class:`~sightlines_airflow.backends.base.ComputeBackend`.
+    (a subprocess of the worker) and :class:`~sightlines_airflow.backends.mesos.MesosBackend`
+    (a Mesos task); all share the small interface of
+    :class:`~sightlines_airflow.backends.base.ComputeBackend`.
 ``hooks/``
-    Airflow connections -> what a step process needs (storage credentials).
+    Airflow connections -> what a step needs (storage credentials, the Mesos master).
 ``operators/``
     :class:`~sightlines_airflow.operators.step.SightlinesStepOperator` (thin:
     submit, wait or defer, map the outcome) and the fleet operators.

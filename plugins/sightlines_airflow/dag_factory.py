@@ -176,7 +176,7 @@ def build_client_dag(
     aws_conn_id: str | None = None,
     backend_conn_id: str | None = None,
     backend_options: Mapping[str, Any] | None = None,
-    deferrable: bool = False,
+    deferrable: bool | None = None,
     poll_interval: float = 30.0,
     settings: Mapping[str, Mapping[str, Any] | StepSettings] | None = None,
     retry_delay: dt.timedelta = dt.timedelta(minutes=2),
@@ -205,8 +205,12 @@ def build_client_dag(
         Storage root; default ``$SIGHTLINES_ROOT`` of the workers.
     pool : str or None, default="sightlines"
         Pool of every step task; each takes ``ceil(cpus)`` slots. None: Airflow's default pool.
-    aws_conn_id, backend_conn_id, backend_options, deferrable, poll_interval
-        Passed to every :class:`~sightlines_airflow.operators.step.SightlinesStepOperator`.
+    aws_conn_id, backend_conn_id, backend_options, poll_interval
+        Passed to every :class:`~sightlines_airflow.operators.step.SightlinesStepOperator`
+        (``backend_conn_id`` None: the backend's default, ``sightlines_mesos`` for ``mesos``).
+    deferrable : bool, optional
+        Defer while a step runs; default: on for a backend whose jobs outlive the worker (``mesos``),
+        off for ``local`` (which waits in the worker anyway).
     settings : mapping, optional
         Per-step overrides of :data:`STEP_SETTINGS`, e.g. ``{"train": {"cpus": 2}, "*": {"retries": 0}}``
         (``execution_timeout`` may be given in seconds).
@@ -235,6 +239,8 @@ def build_client_dag(
     <TriggerRule.ALL_DONE: 'all_done'>
     """
     resolved = _resolve_settings(settings) if settings else STEP_SETTINGS
+    if deferrable is None:
+        deferrable = backend != "local"
     timetable = daily_timetable(schedule, timezone) if isinstance(schedule, str) else schedule
     common: dict[str, Any] = {
         "client": client, "backend": backend, "root": root, "aws_conn_id": aws_conn_id,
@@ -351,8 +357,8 @@ def build_fleet_dag(
 
 
 #: keys of the registry's ``fleet.airflow`` settings that the DAG file passes to the factories
-REGISTRY_AIRFLOW_KEYS = ("pool", "aws_conn_id", "backend_conn_id", "deferrable", "poll_interval", "schedule",
-                         "start_date", "timezone", "settings")
+REGISTRY_AIRFLOW_KEYS = ("pool", "aws_conn_id", "backend_conn_id", "backend_options", "deferrable", "poll_interval",
+                         "schedule", "start_date", "timezone", "settings")
 
 
 def _registry_options(fleet: Mapping[str, Any]) -> dict[str, Any]:
@@ -364,7 +370,17 @@ def _registry_options(fleet: Mapping[str, Any]) -> dict[str, Any]:
     if "start_date" in options:
         start = dt.datetime.fromisoformat(str(options["start_date"]))
         options["start_date"] = start if start.tzinfo else start.replace(tzinfo=dt.timezone.utc)
+    _check_backend_options(options.get("backend_options"))
     return options
+
+
+def _check_backend_options(value: Any) -> None:
+    """``backend_options`` of the registry: ``{backend name: {option: value}}`` (each client gets its backend's)."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(isinstance(v, Mapping) for v in value.values()):
+        raise ValueError("registry fleet.airflow.backend_options must map a backend name to its options, e.g. "
+                         f"{{\"mesos\": {{\"docker_image\": \"sightlines:1.4\"}}}}; got {value!r}")
 
 
 def client_shard(client: str, shards: int) -> int:
@@ -398,7 +414,9 @@ def build_registry_dags(root: str | None = None, *, only_dag_id: str | None = No
         Options for :func:`build_client_dag` / :func:`build_fleet_dag` that win over
         the registry's ``fleet.airflow`` settings (:data:`REGISTRY_AIRFLOW_KEYS`: ``pool``,
         ``aws_conn_id``, ``schedule``, ``settings`` ...; set them with
-        ``sightlines.registry.set_fleet(root, airflow={...})``).
+        ``sightlines.registry.set_fleet(root, airflow={...})``). ``backend_options`` maps a
+        backend name to its options (``{"mesos": {"docker_image": ...}}``): each client gets
+        those of its backend (``Registry.backend``).
 
     Returns
     -------
@@ -444,6 +462,8 @@ def _build_registry_dags(reg: Any, root: str | None, only_dag_id: str | None, op
     if shards > 1:
         names = [n for n in names if client_shard(n, shards) == shard]
     error_options = {k: v for k, v in options.items() if k in ("start_date", "schedule", "timezone")}
+    per_backend = options.pop("backend_options", None) or {}
+    _check_backend_options(per_backend)
     cache: dict[str, list[str]] = {}
     for name in names:
         try:
@@ -464,6 +484,7 @@ def _build_registry_dags(reg: Any, root: str | None, only_dag_id: str | None, op
             log.error("client %s: invalid registry entry: %s", name, exc)
             dags[client_dag_id(name)] = build_config_error_dag(name, str(exc), **error_options)
             continue
-        dags[client_dag_id(name)] = build_client_dag(name, sightlines=sightlines, backend=reg.backend(name),
-                                                     root=root, **options)
+        backend = reg.backend(name)
+        dags[client_dag_id(name)] = build_client_dag(name, sightlines=sightlines, backend=backend, root=root,
+                                                     backend_options=per_backend.get(backend), **options)
     return dags

@@ -62,7 +62,12 @@ def _command_info(spec: TaskSpec) -> dict[str, Any]:
         command: dict[str, Any] = {"shell": True, "value": spec.command}
     else:
         argv = list(spec.command)
-        command = {"shell": False, "value": argv[0], "arguments": argv}
+        if spec.docker_image:
+            # the Docker containerizer runs `docker run IMAGE <value> <arguments...>`
+            command = {"shell": False, "value": argv[0], "arguments": argv[1:]}
+        else:
+            # the Mesos containerizer execs <value> with <arguments> as the whole argv (argv[0] included)
+            command = {"shell": False, "value": argv[0], "arguments": argv}
     if spec.env:
         command["environment"] = {"variables": [{"name": k, "value": v} for k, v in sorted(spec.env.items())]}
     return command

@@ -572,6 +572,8 @@ class FakeMesosMaster:
             framework = _Framework(framework_id, info, registered_time=time.time())
             self._frameworks[framework_id] = framework
         framework.stream = stream
+        # like Mesos, each SUBSCRIBE sets the framework's suppression anew (Call.Subscribe.suppressed_roles)
+        framework.suppressed = bool((call.get("subscribe") or {}).get("suppressed_roles"))
         with self._lock:
             self.subscriptions.append({"requested": requested, "framework_id": framework.framework_id,
                                        "stream_id": stream.stream_id})
@@ -755,12 +757,18 @@ class FakeMesosMaster:
         with self._lock:
             self.launches.append(LaunchRecord(task_id, framework.framework_id, agent.agent_id, agent.spec.hostname,
                                               sandbox, command, env, info.get("container"), wanted, time.time()))
-        self._spawn(self._run_process(task, command, env))
+        docker = (info.get("container") or {}).get("type") == "DOCKER"
+        self._spawn(self._run_process(task, command, env, docker=docker))
 
-    async def _run_process(self, task: _Task, command: dict[str, Any], env: dict[str, str]) -> None:
+    async def _run_process(self, task: _Task, command: dict[str, Any], env: dict[str, str], *,
+                           docker: bool = False) -> None:
+        # no Docker here: an image task runs on the host, with the argv `docker run IMAGE ...` would give it
         if command.get("shell", True):
             argv = ["/bin/sh", "-c", command.get("value", "")]
             executable = "/bin/sh"
+        elif docker:
+            argv = [command.get("value", ""), *(command.get("arguments") or [])]
+            executable = shutil.which(argv[0]) or argv[0]
         else:
             argv = list(command.get("arguments") or [command.get("value", "")])
             executable = shutil.which(command.get("value", "")) or command.get("value", "")

@@ -96,7 +96,9 @@ class TestNormalRun:
         assert outcome.ok
         assert lines(marker) == ["a b c"]  # no shell splitting of the arguments
         [launch] = master.launches
-        assert launch.command["shell"] is False and launch.command["arguments"][3] == "a b"
+        # `docker run IMAGE <value> <arguments...>`: argv[0] is the value, not repeated in the arguments
+        assert launch.command["shell"] is False and launch.command["value"] == "sh"
+        assert launch.command["arguments"][2] == "a b"
         assert launch.container == {"type": "DOCKER", "docker": {
             "image": "registry.example/sightlines:1.2", "network": "HOST", "force_pull_image": False}}
 

@@ -306,6 +306,19 @@ class ComputeBackend(abc.ABC):
     def result(self, job_id: str) -> JobResult:
         """The outcome of a finished job; raises :class:`BackendError` if it has not finished."""
 
+    def trigger_for(self, job_id: str, spec: StepSpec, *, poll_interval: float, timeout: Any = None,
+                    aws_conn_id: str | None = None) -> Any:
+        """A trigger of the backend's own to wait for ``job_id`` in the triggerer, or None.
+
+        None (the default) means the generic
+        :class:`~sightlines_airflow.triggers.job.SightlinesJobTrigger`, which polls :meth:`status`.
+        """
+        return None
+
+    def result_from_event(self, job_id: str, event: Mapping[str, Any]) -> JobResult | None:
+        """The job's result carried by the trigger's event, or None to ask :meth:`result`."""
+        return None
+
     def wait(self, job_id: str, *, poll_interval: float = 5.0, timeout: float | None = None,
              log: logging.Logger | Any | None = None) -> JobState:
         """Block until the job finishes (polling :meth:`status`); return its final state.

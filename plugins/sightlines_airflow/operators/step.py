@@ -178,6 +178,11 @@ class SightlinesStepOperator(BaseOperator):
         secret_env = SightlinesStorageHook(self.aws_conn_id).step_env() if self.aws_conn_id else {}
         ti = context["ti"]
         key = f"{ti.dag_id}.{ti.task_id}.{ti.run_id}.{getattr(ti, 'map_index', -1)}"
+        max_tries = getattr(ti, "max_tries", None)
+        if isinstance(max_tries, int):
+            # the first try of the current series: retries share it (a backend re-attaches to the job of an
+            # earlier try); clearing the task starts a new series (Airflow sets max_tries = try_number + retries)
+            key += f".t{max(1, max_tries - (self.retries or 0) + 1)}"
         return StepSpec(step=self.step, client=self.client, run_date=day, sightline=self.sightline, root=root,
                         cpus=self.cpus, memory_mb=self.memory_mb, secret_env=secret_env, key=key)
 
@@ -194,15 +199,15 @@ class SightlinesStepOperator(BaseOperator):
             if not state.is_terminal:
                 from ..triggers.job import SightlinesJobTrigger
 
-                self.log.info("job %s is %s; deferring (polling every %.0f s)", job_id, state.value,
-                              self.poll_interval)
-                self.defer(
-                    trigger=SightlinesJobTrigger(job_id=job_id, backend=self.backend, conn_id=self.backend_conn_id,
-                                                 poll_interval=self.poll_interval,
-                                                 backend_options=self.backend_options),
-                    method_name="execute_complete",
-                    timeout=self.execution_timeout,
-                )
+                # a backend may wait with a trigger of its own (mesos: re-attached to the task, not polling)
+                trigger = self.compute.trigger_for(job_id, spec, poll_interval=self.poll_interval,
+                                                   timeout=self.execution_timeout, aws_conn_id=self.aws_conn_id)
+                if trigger is None:
+                    trigger = SightlinesJobTrigger(job_id=job_id, backend=self.backend, conn_id=self.backend_conn_id,
+                                                   poll_interval=self.poll_interval,
+                                                   backend_options=self.backend_options)
+                self.log.info("job %s is %s; deferring to %s", job_id, state.value, type(trigger).__name__)
+                self.defer(trigger=trigger, method_name="execute_complete", timeout=self.execution_timeout)
             return self._complete(job_id)
         if self.deferrable:
             self.log.info("backend %r runs jobs inside this worker; waiting here instead of deferring",
@@ -224,10 +229,11 @@ class SightlinesStepOperator(BaseOperator):
             raise AirflowException(f"{self.task_id}: {event.get('message') or 'the trigger failed'} "
                                    f"(job {job_id} on backend {self.backend!r})")
         self.log.info("job %s: trigger reported %s (%s)", job_id, event.get("state"), event.get("message"))
-        return self._complete(job_id)
+        # a backend whose trigger already collected the result (mesos) checks and takes it from the event
+        return self._complete(job_id, self.compute.result_from_event(job_id, event))
 
-    def _complete(self, job_id: str) -> dict[str, Any]:
-        res = self.compute.result(job_id)
+    def _complete(self, job_id: str, res: JobResult | None = None) -> dict[str, Any]:
+        res = res or self.compute.result(job_id)
         what = f"{self.step}{'-' + self.sightline if self.sightline else ''} of {self.client} {self.run_date}"
         if res.state == JobState.SUCCEEDED:
             return self._succeeded(res, what)

@@ -251,15 +251,6 @@ class TestHelpers:
         with pytest.raises(BackendError, match="is not a ComputeBackend subclass"):
             get_backend("logging.Logger")
 
-    def test_a_missing_mesos_backend_says_what_to_do(self):
-        try:
-            import sightlines_airflow.backends.mesos  # noqa: F401
-        except ImportError:
-            with pytest.raises(BackendError, match="the 'mesos' compute backend is not installed"):
-                get_backend("mesos")
-        else:  # pragma: no cover - once the Mesos backend has landed
-            pytest.skip("the mesos backend is installed")
-
 
 def test_wait_from_another_thread_sees_the_job_finish():
     """The backend is used from the task's thread and on_kill may come from a signal handler: no deadlock."""
