@@ -107,7 +107,9 @@ with create_session() as s:
         out = []
         for ti in s.scalars(select(TaskInstance)):
             if ours(ti.dag_id):
-                out.append([ti.dag_id, ti.task_id, str(ti.state),
+                # a mapped train instance is keyed train_{sightline}, like the step's record train-{sightline}
+                task = ti.task_id if ti.map_index < 0 else f"{ti.task_id}_{ti.rendered_map_index or ti.map_index}"
+                out.append([ti.dag_id, task, str(ti.state),
                             ti.start_date.timestamp() if ti.start_date else None,
                             ti.end_date.timestamp() if ti.end_date else None, ti.duration])
         print(json.dumps(out))

@@ -53,8 +53,17 @@ CLIENT_CONFIG: dict[str, Any] = {
     "sightlines": [{"name": "purchase_730", "description": "Purchase in the next two years", "role": "purchases",
                     "aggregate": "any", "horizon": 730, "objective": "binary", "unit": "probability"}],
 }
-#: the client DAG's tasks for CLIENT_CONFIG
-CLIENT_TRAIN_TASKS = ["train_purchase_7", "train_rev_30", "train_pv_30", "train_purchase_730"]
+#: the client DAG's train task instances for CLIENT_CONFIG (one instance of the mapped ``train`` per sightline)
+CLIENT_TRAIN_TASKS = ["train[purchase_7]", "train[rev_30]", "train[pv_30]", "train[purchase_730]"]
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    """Task instance -> state of a DAG run; a mapped instance is ``task[label]`` (its rendered map index)."""
+    out = {}
+    for ti in dag_run.get_task_instances():
+        key = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"
+        out[key] = str(ti.state)
+    return out
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,14 +18,14 @@ from sightlines.registry import add_clients, set_fleet
 from sightlines.storage import Storage
 from sightlines.synth import generate_client
 
-from .conftest import CLIENT_CONFIG, D1, DAGS_FOLDER
+from .conftest import CLIENT_CONFIG, D1, DAGS_FOLDER, task_states
 from .mesos_cluster import FAST_EXTRA, REAL_STEP_COMMAND, FakeMaster
 
 pytestmark = pytest.mark.timeout(150)
 
 #: the tests' small client with two sightlines: one trained, one without enough history (skipped)
 KAPPA_CONFIG = {**CLIENT_CONFIG, "disabled_sightlines": [*CLIENT_CONFIG["disabled_sightlines"], "rev_30", "pv_30"]}
-KAPPA_TRAIN_TASKS = ["train_purchase_7", "train_purchase_730"]
+KAPPA_SIGHTLINES = ["purchase_7", "purchase_730"]
 
 
 def sightlines_cli(args: list[str]) -> int:
@@ -107,14 +107,17 @@ def mesos_day(tmp_path_factory) -> dict[str, Any]:
 class TestClientDayOnMesos:
     def test_every_step_is_a_deferred_mesos_task(self, mesos_day):
         dag = mesos_day["dag"]
-        assert {(t.backend, t.deferrable) for t in dag.tasks} == {("mesos", True)}
-        assert all(isinstance(t, SightlinesStepOperator) for t in dag.tasks)
+        train = dag.get_task("train")
+        assert train.expand_input.value["sightline"] == KAPPA_SIGHTLINES
+        assert (train.partial_kwargs["backend"], train.partial_kwargs["deferrable"]) == ("mesos", True)
+        steps = [dag.get_task(t) for t in ("extract", "sample", "score", "publish")]
+        assert all(isinstance(t, SightlinesStepOperator) for t in steps)
+        assert {(t.backend, t.deferrable) for t in steps} == {("mesos", True)}
 
     def test_the_day_runs_end_to_end_and_publishes(self, mesos_day):
         run = mesos_day["run"]
-        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-        assert states == {"extract": "success", "sample": "success", "train_purchase_7": "success",
-                          "train_purchase_730": "skipped", "score": "success", "publish": "success"}
+        assert task_states(run) == {"extract": "success", "sample": "success", "train[purchase_7]": "success",
+                                    "train[purchase_730]": "skipped", "score": "success", "publish": "success"}
         store = mesos_day["storage"].client("kappa")
         manifest = store.manifest(store.predictions(D1))
         assert manifest["stale_days"] == 0 and manifest["row_count"] == 400
@@ -131,7 +134,7 @@ class TestClientDayOnMesos:
         argvs = [launch.command["arguments"] for launch in launches]
         assert all(a[:3] == REAL_STEP_COMMAND and a[3] == "step" for a in argvs)
         ran = sorted(f"{a[4]} {a[a.index('--sightline') + 1]}" if "--sightline" in a else a[4] for a in argvs)
-        trains = [f"train {t.removeprefix('train_')}" for t in KAPPA_TRAIN_TASKS]
+        trains = [f"train {s}" for s in KAPPA_SIGHTLINES]
         assert ran == sorted(["extract", "sample", "score", "publish", *trains])  # skipped purchase_730 ran too
         for launch in launches:
             assert launch.env["SIGHTLINES_ROOT"] == os.fspath(mesos_day["storage"].url)
