@@ -10,9 +10,11 @@
 #   SIGHTLINES_ROOT  ./data         (storage root: registry.json and the clients' data)
 #   AIRFLOW_PORT     8080
 #   SIGHTLINES_DEMO_USERS  3000 (users per demo client, first start only)
+#   SIGHTLINES_DEMO_DAYS   3    (snapshots per demo client, ending yesterday, first start only)
 #
 # On first start, if the registry has no clients, three small demo clients are
-# generated for yesterday and registered. Client DAGs are created unpaused, so
+# generated (snapshots for the last three days, so the two before yesterday can
+# be backfilled) and registered. Client DAGs are created unpaused, so
 # each demo client runs its latest day (yesterday) at once; the fleet DAG then
 # reports on them. The Sightlines pages are at /sightlines/ (also under
 # "Browse" in the UI). Stop with Ctrl-C.
@@ -57,9 +59,9 @@ fi
 
 # -- demo clients ------------------------------------------------------------------
 if [ -z "$(sightlines clients list --root "$SIGHTLINES_ROOT" 2>/dev/null)" ]; then
-  say "no clients in $SIGHTLINES_ROOT: generating the demo clients (those of ./dev.sh demo) for yesterday"
+  say "no clients in $SIGHTLINES_ROOT: generating the demo clients (those of ./dev.sh demo), snapshots up to yesterday"
   SIGHTLINES_LOG_LEVEL=WARNING sightlines demo --generate-only --root "$SIGHTLINES_ROOT" \
-    --users "${SIGHTLINES_DEMO_USERS:-3000}"
+    --users "${SIGHTLINES_DEMO_USERS:-3000}" --days "${SIGHTLINES_DEMO_DAYS:-3}"
 fi
 
 # -- database and pool --------------------------------------------------------------
@@ -97,6 +99,9 @@ for _ in $(seq 1 180); do
   fi
   sleep 2
 done
+# the days before yesterday, which have demo snapshots to backfill
+read -r FROM TO < <(python -c 'import datetime as d; t = d.datetime.now(d.timezone.utc).date(); print(t - d.timedelta(days=3), t - d.timedelta(days=2))')
+FIRST=$(sightlines clients list --root "$SIGHTLINES_ROOT" 2>/dev/null | head -n 1 | cut -d' ' -f1)
 PASSWORD=$(python -c 'import json,sys; print(json.load(open(sys.argv[1])).get("admin", "?"))' "$PASSWORDS" 2>/dev/null || echo "?")
 cat >&2 <<EOF
 
@@ -106,9 +111,8 @@ cat >&2 <<EOF
   storage:     $SIGHTLINES_ROOT
   clients:     $(sightlines clients list --root "$SIGHTLINES_ROOT" 2>/dev/null | cut -d' ' -f1 | tr '\n' ' ')
   CLI:         ./dev.sh airflow dags list        (any airflow command, same home and database)
-  backfill:    ./dev.sh airflow dags unpause sightlines__CLIENT
-               ./dev.sh airflow backfill create --dag-id sightlines__CLIENT \\
-                 --from-date YYYY-MM-DD --to-date YYYY-MM-DD --max-active-runs 1
+  backfill:    ./dev.sh airflow backfill create --dag-id sightlines__${FIRST:-CLIENT} \\
+                 --from-date $FROM --to-date $TO --max-active-runs 1
   log:         $LOG   (Ctrl-C stops everything)
 
 EOF

@@ -69,12 +69,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_option(flag: str, text: str) -> Any:
+    """The JSON value of a command-line option; a usage error (exit 2) when it is not JSON."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{flag} is not valid JSON ({exc}): {text[:80]!r}") from None
+
+
 def cmd_clients(args: argparse.Namespace) -> int:
     from .registry import add_clients, load_registry, remove_clients, set_fleet
 
     storage = _storage(args)
     if args.clients_cmd == "add":
-        config = json.loads(args.config) if args.config else None
+        config = _json_option("--config", args.config) if args.config else None
         if config is not None and not isinstance(config, dict):
             raise ConfigError("--config must be a JSON object, e.g. '{\"bad_fraction_max\": 0.1}'")
         if args.backend:
@@ -89,7 +97,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
         if args.backend:
             settings["backend"] = args.backend
         if args.airflow:
-            airflow = json.loads(args.airflow)
+            airflow = _json_option("--airflow", args.airflow)
             if not isinstance(airflow, dict):
                 raise ConfigError("--airflow must be a JSON object, e.g. '{\"aws_conn_id\": \"sightlines_s3\"}'")
             settings["airflow"] = airflow
@@ -230,7 +238,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo(root=args.root, clients=args.clients, users=args.users, date=args.date,
-                    run=not args.generate_only)
+                    run=not args.generate_only, days=args.days)
 
 
 # -- parser -----------------------------------------------------------------------
@@ -317,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--clients", type=int, default=3)
     d.add_argument("--users", type=int, default=8000)
     d.add_argument("--date", type=_date, default=None, help="run date (default: yesterday)")
+    d.add_argument("--days", type=int, default=1,
+                   help="snapshots per brand, ending on the run date (earlier ones are there to backfill)")
     d.add_argument("--generate-only", action="store_true", help="generate and register the demo brands, run nothing")
     d.set_defaults(fn=cmd_demo)
     return p

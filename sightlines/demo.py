@@ -30,13 +30,18 @@ def _demo_names(n: int) -> list[tuple[str, int, float]]:
 
 
 def run_demo(*, root: str | None = None, clients: int = 3, users: int = 5000, date: dt.date | None = None,
-             run: bool = True) -> int:
+             run: bool = True, days: int = 1) -> int:
     """Generate ``clients`` synthetic brands (if not there yet), run their day, and show one user.
 
-    With ``run=False`` the brands are only generated and registered (what
-    ``./dev.sh airflow`` does before Airflow runs their days). Returns the
-    process exit code: 0 when every client published fresh predictions.
+    ``days`` snapshots are generated per brand, ending on the run date (the
+    same users, their history up to each day), so that earlier days can be
+    backfilled; only the run date is run. With ``run=False`` the brands are
+    only generated and registered (what ``./dev.sh airflow`` does before
+    Airflow runs their days). Returns the process exit code: 0 when every
+    client published fresh predictions.
     """
+    if days < 1:
+        raise ValueError(f"days is {days}; expected at least 1")
     from .synth import generate_client
 
     storage = Storage(root)
@@ -45,11 +50,14 @@ def run_demo(*, root: str | None = None, clients: int = 3, users: int = 5000, da
     print(f"Sightlines demo: {len(names)} synthetic client(s) in {storage.url}, run date {day}", flush=True)
     for name, seed, share in names:
         store = storage.client(name)
-        if not store.list(store.raw(day)):
-            n = max(500, int(users * share))
-            t = time.perf_counter()
-            generate_client(store, users=n, date=day, seed=seed, bad_fraction=0.002)
-            print(f"  generated {name}: {n:,} users in {time.perf_counter() - t:.1f} s", flush=True)
+        n = max(500, int(users * share))
+        # the run date first: the first snapshot anchors the brand's synthetic world, earlier ones reuse it
+        for back in range(days):
+            snapshot = day - dt.timedelta(days=back)
+            if not store.list(store.raw(snapshot)):
+                t = time.perf_counter()
+                generate_client(store, users=n, date=snapshot, seed=seed, bad_fraction=0.002)
+                print(f"  generated {name} {snapshot}: {n:,} users in {time.perf_counter() - t:.1f} s", flush=True)
     registered = set(load_registry(storage).names())
     new = [n for n, _, _ in names if n not in registered]
     if new:

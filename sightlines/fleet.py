@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import NotFoundError, StorageError
+from .errors import ClientIdError, NotFoundError, StorageError
 from .result import STATUS_FAILED, StepResult
 from .storage import MANIFEST, ClientStore, Storage, date_str, validate_client_id
 
@@ -261,10 +261,11 @@ def fleet_status(storage: Storage, date: dt.date | str, clients: Iterable[str], 
     """
     day = date_str(date)
     names = sorted(set(clients))
-    for name in names:
-        validate_client_id(name)
+    invalid = invalid_client_ids(names)
 
     def one(name: str) -> ClientStatus:
+        if name in invalid:  # a bad registry entry is this client's failure, not the whole fleet's
+            return ClientStatus(client=name, status=FAILED, reason=f"invalid registry entry: {invalid[name]}")
         return client_status(storage, name, day)
 
     if workers > 1 and len(names) > 1:
@@ -284,6 +285,23 @@ def fleet_status(storage: Storage, date: dt.date | str, clients: Iterable[str], 
     }
 
 
+def invalid_client_ids(clients: Iterable[str]) -> dict[str, str]:
+    """The ids among ``clients`` that are not valid client ids, each with the reason.
+
+    Examples
+    --------
+    >>> invalid_client_ids(["acme", "../x"])
+    {'../x': "client id '../x' is not allowed: use 1-64 letters, digits, '-' or '_', starting with a letter or digit (no '/', '.', spaces)"}
+    """
+    out = {}
+    for name in clients:
+        try:
+            validate_client_id(name)
+        except ClientIdError as exc:
+            out[name] = str(exc)
+    return out
+
+
 def published_clients(storage: Storage, date: dt.date | str, clients: Iterable[str], *,
                       workers: int = 8) -> set[str]:
     """The clients among ``clients`` that have predictions (fresh or stale) committed for ``date``.
@@ -298,6 +316,10 @@ def published_clients(storage: Storage, date: dt.date | str, clients: Iterable[s
     """
     day = date_str(date)
     names = list(clients)
+    invalid = invalid_client_ids(names)
+    if invalid:  # never published: they are reported as failed by fleet_status
+        log.warning("not watching %d invalid client id(s): %s", len(invalid), sorted(invalid)[:10])
+        names = [n for n in names if n not in invalid]
 
     def has(name: str) -> bool:
         store = storage.client(name)

@@ -18,7 +18,9 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,29 +94,56 @@ def _save(store: Storage, reg: Registry) -> None:
     store.write_json(REGISTRY_KEY, reg.to_json())
 
 
+@contextlib.contextmanager
+def _editing(store: Storage) -> Iterator[None]:
+    """Serialise read-modify-write edits of a local registry (two ``sightlines clients ...`` at once).
+
+    On a local root an exclusive ``flock`` on ``.registry.lock`` beside the
+    file; the write itself is atomic (temporary name, then rename). Object
+    stores have no such lock: there, edit the registry from one place (a
+    deploy job or one operator), as concurrent edits may lose one of them.
+    """
+    if not store.is_local:
+        yield
+        return
+    import fcntl
+
+    lock_path = store.url_of(".registry.lock")  # a local path on a local root
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    with open(lock_path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def add_clients(
     root: Storage | str | None, names: list[str], *, config: dict[str, Any] | None = None, replace: bool = False
 ) -> Registry:
     """Add (or update) clients; ``config`` holds their overrides and is validated first."""
     store = _source(root)
     ClientConfig.from_dict(config)  # validate before writing anything
-    reg = load_registry(store)
     for name in names:
         validate_client_id(name)
-        current = {} if replace else dict(reg.clients.get(name) or {})
-        current.update(config or {})
-        reg.clients[name] = current
-    _save(store, reg)
+    with _editing(store):
+        reg = load_registry(store)
+        for name in names:
+            current = {} if replace else dict(reg.clients.get(name) or {})
+            current.update(config or {})
+            reg.clients[name] = current
+        _save(store, reg)
     return reg
 
 
 def remove_clients(root: Storage | str | None, names: list[str]) -> Registry:
     """Remove clients from the registry (their data stays in storage)."""
     store = _source(root)
-    reg = load_registry(store)
-    for name in names:
-        reg.clients.pop(name, None)
-    _save(store, reg)
+    with _editing(store):
+        reg = load_registry(store)
+        for name in names:
+            reg.clients.pop(name, None)
+        _save(store, reg)
     return reg
 
 
@@ -123,7 +152,8 @@ def set_fleet(root: Storage | str | None, **settings: Any) -> Registry:
     store = _source(root)
     if "backend" in settings and settings["backend"] not in ("local", "mesos"):
         raise ConfigError(f"fleet backend is {settings['backend']!r}; expected 'local' or 'mesos'")
-    reg = load_registry(store)
-    reg.fleet.update(settings)
-    _save(store, reg)
+    with _editing(store):
+        reg = load_registry(store)
+        reg.fleet.update(settings)
+        _save(store, reg)
     return reg

@@ -21,6 +21,10 @@ def test_usage_and_config_errors_exit_2(storage):
     assert r.returncode == 2 and "client id 'bad/name' is not allowed" in r.stderr
     r = sl("clients", "add", "acme", "--config", '{"training": {"folds": 1}}', root=storage.url)
     assert r.returncode == 2 and "training.folds must be at least 2" in r.stderr
+    r = sl("clients", "add", "acme", "--config", "{bad_fraction_max: 0.1}", root=storage.url)
+    assert r.returncode == 2 and "--config is not valid JSON (Expecting property name" in r.stderr
+    r = sl("clients", "fleet", "--airflow", "{'pool': 'x'}", root=storage.url)
+    assert r.returncode == 2 and "--airflow is not valid JSON" in r.stderr
 
 
 def test_a_missing_input_exits_1_and_is_recorded(storage):
@@ -50,3 +54,20 @@ def test_help_and_catalog(cmd, storage):
     args = cmd if cmd[0] == "--help" or "--help" in cmd else cmd
     r = subprocess.run([sys.executable, "-m", "sightlines", *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_demo_runs_a_brand_and_shows_a_user(storage):
+    """The README's first command, small: one brand, its day run end to end, one user's sightlines printed."""
+    r = sl("demo", "--clients", "1", "--users", "600", "--date", "2026-11-24", "--days", "2", root=storage.url)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "acme-outdoor 2026-11-24: fresh predictions published" in r.stdout
+    assert "Sightlines of user " in r.stdout and "purchase_7" in r.stdout and "k-tile" in r.stdout
+    store = storage.client("acme-outdoor")
+    # two snapshots of the same synthetic world: the day before has the same users, with less history
+    assert store.list(store.raw("2026-11-23")) and store.list(store.raw("2026-11-24"))
+    assert store.manifest(store.predictions("2026-11-23")) is None  # only the run date was run
+    manifest = store.manifest(store.predictions("2026-11-24"))
+    assert manifest["stale_days"] == 0 and "purchase_7" in manifest["sightlines"]
+    # 600 users are too few for some sightlines: each is either published or unavailable with a reason
+    assert len(manifest["sightlines"]) + len(manifest["unavailable"]) == 13
+    assert sl("clients", "list", root=storage.url).stdout.split()[0] == "acme-outdoor"

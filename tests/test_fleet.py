@@ -124,6 +124,13 @@ class TestFleetStatus:
         assert read_fleet_status(fleet, "2026-11-20") is None
         assert fleet_dates(fleet) == [DAY]
 
+    def test_an_invalid_registry_id_fails_alone(self, fleet):
+        """A hand-edited registry with a bad id: that client is failed with the reason, the rest are reported."""
+        st = fleet_status(fleet, D, ["fresh-co", "../x", "bad name"])
+        assert st["counts"] == {"fresh": 1, "stale": 0, "failed": 2, "missing": 0}
+        assert st["clients"]["../x"]["reason"].startswith("invalid registry entry: client id '../x' is not allowed")
+        assert published_clients(fleet, DAY, ["fresh-co", "../x"]) == {"fresh-co"}
+
     def test_published_clients(self, fleet):
         assert published_clients(fleet, DAY, ["fresh-co", "stale-co", "failed-co", "never-ran"]) == {"fresh-co",
                                                                                                      "stale-co"}

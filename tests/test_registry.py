@@ -47,3 +47,15 @@ def test_ten_thousand_clients_load_quickly(storage):
     elapsed = time.perf_counter() - t
     assert len(reg.names()) == 10_000
     print(f"registry of 10,000 clients loaded in {elapsed * 1000:.1f} ms")  # figures live in BENCHMARKS.md
+
+
+def test_concurrent_edits_of_a_local_registry_lose_nothing(storage):
+    """Eight processes adding clients at once: every one is in the registry afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from sightlines.registry import add_clients; "
+            "[add_clients(sys.argv[1], [f'{sys.argv[2]}-{i}']) for i in range(10)]")
+    procs = [subprocess.Popen([sys.executable, "-c", code, storage.url, f"p{n}"]) for n in range(8)]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 8
+    assert len(load_registry(storage).names()) == 80

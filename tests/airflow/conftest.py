@@ -57,6 +57,22 @@ CLIENT_CONFIG: dict[str, Any] = {
 CLIENT_TRAIN_TASKS = ["train[purchase_7]", "train[rev_30]", "train[pv_30]", "train[purchase_730]"]
 
 
+def unmapped(task: Any) -> list[Any]:
+    """The operators a mapped ``train`` task becomes at run time, one per sightline (what the worker builds)."""
+    from sightlines_airflow.operators.step import SightlinesStepOperator
+
+    values = task.expand_input.value["sightline"]
+    return [SightlinesStepOperator(task_id=task.task_id, sightline=s, **task.partial_kwargs) for s in values]
+
+
+def step_operators(dag: Any) -> list[Any]:
+    """Every step operator of a client DAG, the mapped ``train`` task as one operator per sightline."""
+    out = []
+    for task in dag.tasks:
+        out.extend(unmapped(task) if hasattr(task, "expand_input") else [task])
+    return out
+
+
 def task_states(dag_run: Any) -> dict[str, str]:
     """Task instance -> state of a DAG run; a mapped instance is ``task[label]`` (its rendered map index)."""
     out = {}

@@ -29,7 +29,7 @@ from sightlines.fleet import read_fleet_status
 from sightlines.registry import add_clients, set_fleet
 from sightlines.storage import Storage
 
-from .conftest import CLIENT_CONFIG, CLIENT_TRAIN_TASKS, D1, D2, D3, DAGS_FOLDER, task_states
+from .conftest import CLIENT_CONFIG, CLIENT_TRAIN_TASKS, D1, D2, D3, DAGS_FOLDER, task_states, unmapped
 from .fake_backend import CLASSPATH
 
 STEPS_ORDER = ["extract", "sample", "score", "publish"]
@@ -37,12 +37,6 @@ STEPS_ORDER = ["extract", "sample", "score", "publish"]
 
 def dagbag() -> DagBag:
     return DagBag(dag_folder=str(DAGS_FOLDER))
-
-
-def unmapped(task: Any) -> list[SightlinesStepOperator]:
-    """The operators a mapped task becomes at run time, one per mapped value (what the worker builds)."""
-    values = task.expand_input.value["sightline"]
-    return [SightlinesStepOperator(task_id=task.task_id, sightline=s, **task.partial_kwargs) for s in values]
 
 
 def utc(day: dt.date) -> dt.datetime:

@@ -18,7 +18,7 @@ from sightlines.registry import add_clients, set_fleet
 from sightlines.storage import Storage
 from sightlines.synth import generate_client
 
-from .conftest import CLIENT_CONFIG, D1, DAGS_FOLDER, task_states
+from .conftest import CLIENT_CONFIG, D1, DAGS_FOLDER, step_operators, task_states
 from .mesos_cluster import FAST_EXTRA, REAL_STEP_COMMAND, FakeMaster
 
 pytestmark = pytest.mark.timeout(150)
@@ -59,7 +59,7 @@ def test_switching_a_client_or_the_fleet_is_one_setting(tmp_path, monkeypatch):
         bag = dagbag()
         assert bag.import_errors == {}
         return {c: {(t.backend, t.deferrable, json.dumps(t.backend_options))
-                    for t in bag.dags[f"sightlines__{c}"].tasks} for c in ("acme", "globex")}
+                    for t in step_operators(bag.dags[f"sightlines__{c}"])} for c in ("acme", "globex")}
 
     local = ("local", False, "null")
     mesos = ("mesos", True, '{"docker_image": "sightlines:1.4"}')

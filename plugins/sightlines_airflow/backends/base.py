@@ -45,6 +45,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_SKIPPED",
     "EXIT_USAGE",
+    "BackendConfigError",
     "BackendError",
     "ComputeBackend",
     "JobNotFoundError",
@@ -73,6 +74,10 @@ BACKENDS: dict[str, str] = {
 
 class BackendError(Exception):
     """A backend could not be built or could not do what was asked; the message says what to do."""
+
+
+class BackendConfigError(BackendError):
+    """The backend is misconfigured (unknown backend or option, not installed): retrying cannot help."""
 
 
 class JobNotFoundError(BackendError):
@@ -352,21 +357,21 @@ class ComputeBackend(abc.ABC):
 def _import_backend(name: str) -> type[ComputeBackend]:
     path = BACKENDS.get(name, name)
     if "." not in path:
-        raise BackendError(f"unknown compute backend {name!r}: use one of {sorted(BACKENDS)} or the full "
-                           "classpath of a ComputeBackend subclass (e.g. 'mypkg.backends.MyBackend')")
+        raise BackendConfigError(f"unknown compute backend {name!r}: use one of {sorted(BACKENDS)} or the full "
+                                 "classpath of a ComputeBackend subclass (e.g. 'mypkg.backends.MyBackend')")
     module, _, cls_name = path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module), cls_name)
     except ModuleNotFoundError as exc:
         if name in BACKENDS and exc.name in (module, module.rsplit(".", 1)[0]):
-            raise BackendError(f"the {name!r} compute backend is not installed ({path} is missing); "
-                               "install a sightlines release that ships it, or run this client on "
-                               "backend='local' (`sightlines clients add CLIENT --backend local`)") from exc
-        raise BackendError(f"cannot import compute backend {path!r}: {exc}") from exc
+            raise BackendConfigError(f"the {name!r} compute backend is not installed ({path} is missing); "
+                                     "install a sightlines release that ships it, or run this client on "
+                                     "backend='local' (`sightlines clients add CLIENT --backend local`)") from exc
+        raise BackendConfigError(f"cannot import compute backend {path!r}: {exc}") from exc
     except AttributeError:
-        raise BackendError(f"module {module!r} has no compute backend class {cls_name!r}") from None
+        raise BackendConfigError(f"module {module!r} has no compute backend class {cls_name!r}") from None
     if not (isinstance(cls, type) and issubclass(cls, ComputeBackend)):
-        raise BackendError(f"{path!r} is not a ComputeBackend subclass")
+        raise BackendConfigError(f"{path!r} is not a ComputeBackend subclass")
     return cls
 
 
@@ -394,7 +399,7 @@ def get_backend(name: str, *, conn_id: str | None = None, options: Mapping[str, 
     >>> get_backend("gpu")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    sightlines_airflow.backends.base.BackendError: unknown compute backend 'gpu': use one of ['local', 'mesos'] or ...
+    sightlines_airflow.backends.base.BackendConfigError: unknown compute backend 'gpu': use one of ['local', 'mesos'] or ...
     """
     cls = _import_backend(name)
     return cls(conn_id=conn_id, **dict(options or {}))

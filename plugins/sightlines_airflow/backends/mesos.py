@@ -70,9 +70,9 @@ Storage credentials never go on a command line. Two policies (option ``credentia
 Examples
 --------
 >>> spec = StepSpec(step="train", client="acme", run_date="2026-11-24", sightline="rev_30",
-...                 key="sightlines__acme.train_rev_30.scheduled__2026-11-24T00:00:00+00:00.-1.t1")
+...                 key="sightlines__acme.train.scheduled__2026-11-24T00:00:00+00:00.rev_30.t1")
 >>> task_id_for(spec)
-'sl.acme.2026-11-24.train-rev_30.8ad9b00d47d0'
+'sl.acme.2026-11-24.train-rev_30.8f4314f24efc'
 >>> job_state("TASK_FAILED", "Command exited with status 99")
 <JobState.SKIPPED: 'skipped'>
 >>> job_state("TASK_LOST", "Agent removed")
@@ -120,6 +120,7 @@ from ..hooks.mesos import (
     override_config,
 )
 from .base import (
+    BackendConfigError,
     BackendError,
     ComputeBackend,
     JobNotFoundError,
@@ -405,9 +406,9 @@ class MesosBackend(ComputeBackend):
         known = set(TASK_KEYS) | set(_BACKEND_KEYS)
         unknown = sorted(set(self.options) - known)
         if unknown:
-            raise BackendError(f"unknown option(s) {unknown} of the mesos backend; known: {sorted(known)} "
-                               "(set them in the registry's fleet.airflow.backend_options.mesos or the DAG's "
-                               "backend_options)")
+            raise BackendConfigError(f"unknown option(s) {unknown} of the mesos backend; known: {sorted(known)} "
+                                     "(set them in the registry's fleet.airflow.backend_options.mesos or the "
+                                     "DAG's backend_options)")
         settings = override_config(base, self.options.get("config") or {})
         task_options = {k: self.options[k] for k in TASK_KEYS if self.options.get(k) is not None}
         overrides = MesosTaskDefaults.build(task_options, where="mesos backend options")

@@ -14,6 +14,7 @@ step exit / job state    Airflow
 0 / succeeded            success; the result dict goes to XCom
 99 / skipped             ``AirflowSkipException`` with the step's reason
 2 / failed (usage)       ``AirflowFailException``: a config error, no retry
+backend misconfigured    ``AirflowFailException``: no retry
 other / failed           ``AirflowException`` with the reason and last stderr lines (retried)
 cancelled                ``AirflowException``
 =======================  ================================================
@@ -31,7 +32,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from ..backends.base import EXIT_USAGE, ComputeBackend, JobResult, JobState, StepSpec, get_backend
+from ..backends.base import (
+    EXIT_USAGE,
+    BackendConfigError,
+    ComputeBackend,
+    JobResult,
+    JobState,
+    StepSpec,
+    get_backend,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -81,7 +90,7 @@ class SightlinesStepOperator(BaseOperator):
 
     Examples
     --------
-    >>> train = SightlinesStepOperator(task_id="train_rev_30", step="train", client="acme",
+    >>> train = SightlinesStepOperator(task_id="train", step="train", client="acme",
     ...                                sightline="rev_30", cpus=2)
     >>> train.pool_slots, train.run_date
     (2, '{{ ds }}')
@@ -177,7 +186,10 @@ class SightlinesStepOperator(BaseOperator):
 
         secret_env = SightlinesStorageHook(self.aws_conn_id).step_env() if self.aws_conn_id else {}
         ti = context["ti"]
-        key = f"{ti.dag_id}.{ti.task_id}.{ti.run_id}.{getattr(ti, 'map_index', -1)}"
+        # a mapped train instance is named by its sightline, not its map index: an index is a position in the
+        # catalogue, and a catalogue change between two tries would point it at another sightline's job
+        instance = self.sightline or getattr(ti, "map_index", -1)
+        key = f"{ti.dag_id}.{ti.task_id}.{ti.run_id}.{instance}"
         max_tries = getattr(ti, "max_tries", None)
         if isinstance(max_tries, int):
             # the first try of the current series: retries share it (a backend re-attaches to the job of an
@@ -189,8 +201,14 @@ class SightlinesStepOperator(BaseOperator):
     # -- execution -------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
         """Submit the step; wait in the worker, or defer while a remote job runs."""
+        from sightlines.errors import ConfigError
+
         spec = self._spec(context)
-        job_id = self.compute.submit(spec)
+        try:
+            job_id = self.compute.submit(spec)
+        except (BackendConfigError, ConfigError) as exc:  # a retry would fail the same way
+            raise AirflowFailException(f"{spec.step_id} of {spec.client} {spec.run_date}: backend {self.backend!r} "
+                                       f"is misconfigured, not retrying: {exc}") from exc
         self._job_id = job_id
         self.log.info("%s of %s %s: job %s on backend %r (%s cpu(s), %s MB)", spec.step_id, spec.client,
                       spec.run_date, job_id, self.backend, spec.cpus, spec.memory_mb)
@@ -274,7 +292,8 @@ class SightlinesStepOperator(BaseOperator):
         """The task is being killed: cancel its job, with the reason."""
         if self._job_id is None or "compute" not in self.__dict__:
             return
-        self.compute.cancel(self._job_id, f"Airflow task {self.dag_id}.{self.task_id} was killed")
+        which = f"{self.dag_id}.{self.task_id}" + (f"[{self.sightline}]" if self.sightline else "")
+        self.compute.cancel(self._job_id, f"Airflow task {which} was killed")
 
 
 def publish_summary(step_result: dict[str, Any], *, job_id: str | None = None) -> dict[str, Any]:

@@ -82,11 +82,16 @@ class FleetPredictionsTrigger(BaseTrigger):
         return Storage(self.root, storage_options=options)
 
     def _names(self, storage: Any) -> list[str]:
-        if self.clients is not None:
-            return sorted(set(self.clients))
+        """The clients to wait for: valid ids only (an invalid one never publishes; the report shows it failed)."""
+        from sightlines.fleet import invalid_client_ids
         from sightlines.registry import load_registry
 
-        return load_registry(storage).names()
+        names = sorted(set(self.clients)) if self.clients is not None else load_registry(storage).names()
+        invalid = invalid_client_ids(names)
+        if invalid:
+            self.log.warning("not waiting for %d invalid client id(s) of the registry: %s", len(invalid),
+                             "; ".join(sorted(invalid.values())[:5]))
+        return [n for n in names if n not in invalid]
 
     def _event(self, status: str, expected: int, missing: list[str], message: str) -> TriggerEvent:
         return TriggerEvent({"status": status, "date": self.date, "expected": expected,

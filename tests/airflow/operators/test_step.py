@@ -110,6 +110,14 @@ class TestLocalExecution:
         with pytest.raises(AirflowFailException, match="(?s)unknown sightline 'nope'.*retrying will not help"):
             op.execute(context)
 
+    def test_a_misconfigured_backend_is_not_retried(self, ran_client, context, monkeypatch):
+        monkeypatch.setenv("AIRFLOW_CONN_SIGHTLINES_MESOS", '{"conn_type": "mesos", "host": "http://127.0.0.1:1"}')
+        with pytest.raises(AirflowFailException, match="backend 'gpu' is misconfigured, not retrying: unknown "
+                                                       "compute backend 'gpu'"):
+            operator(root=ran_client, backend="gpu").execute(context)
+        with pytest.raises(AirflowFailException, match=r"unknown option\(s\) \['docker_imag'\] of the mesos"):
+            operator(root=ran_client, backend="mesos", backend_options={"docker_imag": "x"}).execute(context)
+
     def test_no_root_says_what_to_do(self, context, monkeypatch):
         monkeypatch.delenv("SIGHTLINES_ROOT", raising=False)
         with pytest.raises(AirflowFailException, match=r"no storage root; pass root= to the operator or set "

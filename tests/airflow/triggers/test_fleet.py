@@ -52,6 +52,13 @@ class TestFleetPredictionsTrigger:
         assert event == {"status": "complete", "date": DAY, "expected": 2, "published": 2, "n_missing": 0,
                          "missing": [], "message": f"all 2 client(s) published {DAY}"}
 
+    def test_an_invalid_client_id_is_not_waited_for(self, tmp_path):
+        storage = Storage(str(tmp_path))
+        publish(storage, "a")
+        event = run(FleetPredictionsTrigger(root=str(tmp_path), date=DAY, deadline=later(60), clients=["a", "../b"],
+                                            poll_interval=0.05))
+        assert (event["status"], event["expected"], event["published"]) == ("complete", 1, 1)
+
     def test_waits_for_late_clients(self, tmp_path):
         storage = Storage(str(tmp_path))
         publish(storage, "a")
