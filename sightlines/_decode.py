@@ -309,10 +309,8 @@ def parse_json_line(line: bytes) -> Any:
         return orjson.loads(line)
     except orjson.JSONDecodeError as exc:
         first = str(exc)
-    try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    # invalid UTF-8 inside a string (a mangled name, say) spoils that string, not the user: U+FFFD stands in
+    text = line.decode("utf-8", "replace")
     try:
         return json.loads(text, parse_constant=_nan_to_none)
     except RecursionError:

@@ -256,7 +256,7 @@ def parse_times(values: list[object] | np.ndarray, *, latest: float | None = Non
             v = values[j]
             t = type(v)
             if t is int or t is float:
-                out[j] = v
+                out[j] = v if -1e18 < v < 1e18 else np.nan  # an integer beyond any float would overflow
             elif v is not None:
                 out[j] = parse_time(v)
     with np.errstate(invalid="ignore"):

@@ -158,18 +158,18 @@ def to_float(values: list[Any]) -> np.ndarray:
     """Numbers (and numeric strings) -> float64; anything else (objects, text, inf) -> NaN."""
     try:
         out = np.array(values, dtype=np.float64)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         out = np.empty(len(values), dtype=np.float64)
         for i, v in enumerate(values):
             t = type(v)
-            if t is float or t is int or t is bool:
-                out[i] = v
-            elif t is str:
-                try:
+            try:
+                if t is float or t is int or t is bool:
+                    out[i] = v
+                elif t is str:
                     out[i] = float(v)
-                except ValueError:
+                else:
                     out[i] = np.nan
-            else:
+            except (ValueError, OverflowError):  # text, or an integer beyond any float
                 out[i] = np.nan
     if out.ndim != 1:  # e.g. every value a list of the same length
         return np.full(len(values), np.nan)
@@ -462,7 +462,18 @@ def feature_columns(chunk: Chunk, schema: Schema, *, as_of: float, time_travel: 
     exposure = _exposure_days(chunk, as_of)
     for ev in schema.events:
         _event_features(ev, chunk.events[".".join(ev.path)], n, as_of, schema.windows, cols, exposure)
-    return {name: np.asarray(cols[name], dtype=np.float32) for name in schema.column_names()}
+    return {name: _to_float32(cols[name]) for name in schema.column_names()}
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _to_float32(values: Any) -> np.ndarray:
+    """float32 for the table; a value beyond float32's range (an absurd amount) becomes missing, not inf."""
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        v = np.where(np.abs(v) > _F32_MAX, np.nan, v)
+    return v.astype(np.float32)
 
 
 def to_table(user_ids: list[str], cols: dict[str, np.ndarray], extra: dict[str, Any] | None = None) -> pa.Table:

@@ -20,6 +20,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -27,9 +28,10 @@ from typing import IO, Any
 import msgspec
 
 from ._decode import Plan, parse_json_line
+from .errors import DataQualityError
 from .storage import ClientStore
 
-__all__ = ["BadRecord", "DecodedBlock", "raw_files", "iter_line_blocks", "decode_block", "RAW_SUFFIXES"]
+__all__ = ["BadRecord", "DecodedBlock", "raw_files", "iter_line_blocks", "decode_block", "usable_id", "RAW_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,13 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
     index = 0
     with _open_text_stream(store, key) as f:
         while True:
-            data = f.read(block_bytes)
+            try:
+                data = f.read(block_bytes)
+            except (EOFError, OSError, zlib.error) as exc:  # truncated or not gzip at all
+                raise DataQualityError(
+                    f"{store.url_of(key)}: the file is damaged ({type(exc).__name__}: {exc}; {lineno - 1:,} "
+                    "line(s) read before the damage); nothing of this snapshot was published as good. "
+                    "Re-export the file (the original stays where it is).", path=key) from None
             if not data:
                 break
             data = rest + data
@@ -122,7 +130,8 @@ def _text(line: bytes) -> str:
     return line[:_MAX_TEXT].decode("utf-8", errors="replace")
 
 
-def _usable_id(value: Any) -> str | None:
+def usable_id(value: Any) -> str | None:
+    """The user id ``value`` as a string, or None when it cannot be one (missing, empty, too long, not text or int)."""
     t = type(value)
     if t is str:
         v = value.strip()
@@ -161,14 +170,15 @@ def decode_block(lines: list[bytes], first_lineno: int, file_name: str, plan: Pl
         lineno = first_lineno + offset
         try:
             user = decode(line)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError, OverflowError):
+            # the typed fast path refused the line: wrong types, NaN literals, absurd nesting, bad UTF-8
             if not line.strip():
                 out.blank += 1
                 continue
             user = _lenient(line, plan, file_name, lineno, out)
             if user is None:
                 continue
-        uid = _usable_id(get_id(user))
+        uid = usable_id(get_id(user))
         if uid is None:
             out.bad.append(BadRecord(file_name, lineno, "no_id",
                                      f"no usable id at '{id_path}' (got {_describe(get_id(user))})", _text(line)))
@@ -194,8 +204,15 @@ def _lenient(line: bytes, plan: Plan, file_name: str, lineno: int, out: DecodedB
     if type(obj) is not dict:
         out.bad.append(BadRecord(file_name, lineno, "not_object", f"not a JSON object (got {_describe(obj)})", _text(line)))
         return None
+    try:
+        user = plan.coerce(obj)
+    except Exception as exc:  # noqa: BLE001 - one record must never stop the snapshot; it is kept aside instead
+        log.warning("%s line %d: could not read the record (%s: %s)", file_name, lineno, type(exc).__name__, exc)
+        out.bad.append(BadRecord(file_name, lineno, "undecodable",
+                                 f"could not read the record ({type(exc).__name__}: {str(exc)[:200]})", _text(line)))
+        return None
     out.lenient += 1
-    return plan.coerce(obj)
+    return user
 
 
 def _describe(value: Any) -> str:

@@ -47,8 +47,13 @@ def validate_predictions(table: pa.Table, *, expected_rows: int, units: dict[str
         out = np.isfinite(v) & ((v < lo) | (v > hi))
         if out.any():
             problems.append(f"{name}: {int(out.sum())} value(s) outside [{lo:g}, {hi:g}]")
-        k = table.column(f"{name}_ktile").to_numpy(zero_copy_only=False)
-        if len(k) and (k.min() < 1 or k.max() > 1000):
+        if f"{name}_ktile" not in table.column_names:
+            problems.append(f"{name}_ktile: column missing")
+            continue
+        k = table.column(f"{name}_ktile").to_numpy(zero_copy_only=False).astype(np.float64)
+        if (~np.isfinite(k)).any():
+            problems.append(f"{name}_ktile: {int((~np.isfinite(k)).sum())} missing value(s)")
+        elif len(k) and (k.min() < 1 or k.max() > 1000):
             problems.append(f"{name}_ktile: outside 1..1000")
     return problems
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from .errors import NotFoundError
 from .storage import ClientStore, date_str
@@ -57,8 +56,8 @@ def user_sightlines(store: ClientStore, user_id: str, date: str | None = None) -
     if manifest is None:
         raise NotFoundError(f"client {store.client} has no predictions for {date}", record_id=store.client)
     key = store.dataset_file(store.predictions(date), "predictions.parquet")
-    with store.open(key) as f:
-        t = pq.read_table(f, filters=pc.field("user_id") == user_id)
+    t = store.read_parquet(key)
+    t = t.filter(pc.equal(t.column("user_id"), user_id))
     if t.num_rows == 0:
         raise NotFoundError(f"user {user_id!r} is not in the predictions of {store.client} for {date}",
                             record_id=user_id)

@@ -256,6 +256,19 @@ class Storage:
         with self.open(key) as f:
             return f.read()
 
+    def read_parquet(self, key: str, columns: list[str] | None = None) -> Any:
+        """A parquet file as a pyarrow Table (``columns``: only those), read synchronously.
+
+        Not ``pq.read_table(file_object)``: that goes through Arrow's dataset
+        layer, whose thread pool can drop the last reference to the Python file
+        object while the interpreter shuts down, and the process then aborts
+        ("terminate called without an active exception") after its work is done.
+        """
+        import pyarrow.parquet as pq
+
+        with self.open(key) as f, pq.ParquetFile(f) as pf:
+            return pf.read(columns=columns)
+
     def read_json(self, key: str) -> Any:
         """Parse a JSON file."""
         data = self.read_bytes(key)
@@ -447,12 +460,20 @@ class DatasetWriter:
             if old:
                 shutil.rmtree(old, ignore_errors=True)
         else:
+            try:
+                replaced = st.manifest(self.prefix)
+            except StorageError:  # a damaged manifest references nothing we could safely delete
+                replaced = None
             st.fs.pipe_file(st._path(f"{self.prefix}/{MANIFEST}"), data)
-            # the new manifest no longer references earlier attempts: drop them
+            # drop the attempt the new manifest replaced, and only that one: another attempt still writing
+            # (a retry racing a lost task) keeps its files, and replaces ours in turn if it commits later.
+            # Attempts that crashed before committing are never referenced; a bucket lifecycle rule on
+            # `a-*` prefixes older than a few days reclaims them.
             keep = {meta["path"].split("/", 1)[0] for meta in self._files.values()}
-            for name in st.list(self.prefix):
-                if name.startswith("a-") and name not in keep:
-                    st.delete(f"{self.prefix}/{name}")
+            old = {meta["path"].split("/", 1)[0] for meta in (replaced or {}).get("files", {}).values()
+                   if isinstance(meta, dict) and str(meta.get("path", "")).startswith("a-")}
+            for name in sorted(old - keep):
+                st.delete(f"{self.prefix}/{name}")
         self._committed = True
         log.debug("committed dataset %s (%d files)", st.url_of(self.prefix), len(self._files))
         return manifest
@@ -578,6 +599,9 @@ class ClientStore:
 
     def read_json(self, key: str) -> Any:
         return self.storage.read_json(self.key(key))
+
+    def read_parquet(self, key: str, columns: list[str] | None = None) -> Any:
+        return self.storage.read_parquet(self.key(key), columns)
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.storage.write_bytes(self.key(key), data)

@@ -143,12 +143,22 @@ def test_wrong_typed_fields_become_missing_and_the_user_stays(storage, write_sna
     lines.append(b'{"id": "u-01008", "vars": {"loyalty": {"points": NaN}}, "purchases": []}')
     deep_line = orjson.dumps({"id": "u-01009", "purchases": []})[:-1] + b', "vars": ' + b"[" * 3000 + b"]" * 3000 + b"}"
     lines.append(deep_line)
+    # absurd nesting in a key the schema does not use, invalid UTF-8 in a used string, numbers beyond any float
+    lines.append(orjson.dumps({"id": "u-01010"})[:-1] + b', "x": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+    lines.append(b'{"id": "u-01011", "vars": {"loyalty": {"tier": "g\xffld", "points": 1' + b"0" * 400 + b"}}}")
+    lines.append(b'{"id": "u-01012", "purchases": [{"time": 1' + b"0" * 400 + b', "total": 1' + b"0" * 400 + b"}]}")
+    lines.append(b'{"id": "u-01013", "purchases": [{"time": "2026-11-20T10:00:00Z", "total": 1e39}]}')
     write_snapshot(store, "2026-11-25", [x for x in lines] + [b""] * 3 + base, bom=True)
     result = extract("acme", "2026-11-25", storage, workers=1)
     assert result.details["bad_records"] == 0, quarantine(storage, date="2026-11-25")
     assert result.details["blank_lines"] == 3
     df = features(storage, date="2026-11-25")
-    assert len(df) == 70
+    assert len(df) == 74
+    assert {"u-01010", "u-01011", "u-01012", "u-01013"} <= set(df.index)
+    assert np.isnan(df.loc["u-01011", "vars.loyalty.points"]) and df.loc["u-01012", "purchases.n"] == 0
+    assert df.loc["u-01013", "purchases.n"] == 1 and np.isnan(df.loc["u-01013", "purchases.total.sum_30d"])
+    assert np.isfinite(df.select_dtypes("number").to_numpy(dtype=float)[~df.select_dtypes("number").isna()
+                                                                          .to_numpy()]).all()
     assert df.loc["u-01000", "purchases.n"] == 0 and np.isnan(df.loc["u-01000", "purchases.days_since_last"])
     assert df.loc["u-01001", "purchases.n"] == 0  # the unreadable time is missing: no countable event
     assert df.loc["u-01002", "purchases.n"] == 1 and df.loc["u-01002", "purchases.total.sum_30d"] == 0
@@ -165,14 +175,26 @@ def test_wrong_typed_fields_become_missing_and_the_user_stays(storage, write_sna
 
 def test_too_many_bad_records_fail_and_write_no_features(storage, write_snapshot):
     store = storage.client("acme")
-    write_snapshot(store, DATE, [user(i) for i in range(90)] + [b"garbage"] * 10)
+    junk = [{"uid": f"x{i}", "junk_field": i} for i in range(10)]  # objects without an id
+    write_snapshot(store, DATE, junk + [user(i) for i in range(90)])
     with pytest.raises(DataQualityError, match=r"10 of 100 records are bad \(10\.0%\), above this client's limit of 5\.0%"):
         extract("acme", DATE, storage, workers=1)
     assert store.manifest(store.features(DATE)) is None
+    assert load_schema(store) is None  # a rejected first snapshot does not fix the client's columns
     assert len(quarantine(storage)) == 10  # kept for inspection
     # the threshold is per client
     result = extract("acme", DATE, storage, workers=1, config=ClientConfig(bad_fraction_max=0.2))
     assert result.n_records == 90
+    assert "junk_field" not in load_schema(store).column_names()  # learned from good users only
+
+
+def test_a_damaged_gzip_file_fails_the_step_naming_the_file(storage):
+    store = storage.client("acme")
+    data = gzip.compress(b"\n".join(orjson.dumps(user(i)) for i in range(2000)) + b"\n")
+    store.write_bytes(f"{store.raw(DATE)}/part-00000.ndjson.gz", data[: len(data) // 2])  # cut in transfer
+    with pytest.raises(DataQualityError, match=r"part-00000\.ndjson\.gz: the file is damaged \(EOFError"):
+        extract("acme", DATE, storage, workers=1)
+    assert store.manifest(store.features(DATE)) is None
 
 
 def test_a_failed_rerun_keeps_the_previous_good_table(storage, write_snapshot):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sightlines.config import ClientConfig
-from sightlines.pipeline import read_predictions, read_records, run_daily
+from sightlines.pipeline import publish, read_predictions, read_records, run_daily
 from sightlines.storage import Storage
 from sightlines.synth import generate_client
 
@@ -127,6 +127,12 @@ def test_a_missing_or_garbage_snapshot_republishes_the_last_predictions(day_one,
     # nothing good was deleted to make room
     assert store.manifest(store.predictions(d2)) == good
     assert store.manifest(store.features(d2)) is not None
+    # a rerun of day 2 that can only fall back keeps day 2's fresh predictions instead of republishing day 1's
+    store.delete(store.scores(d2))
+    rerun = publish("acme", d2, storage)
+    assert rerun.details["kept_existing"] and rerun.details["stale_days"] == 0 and rerun.status == "fallback"
+    assert store.manifest(store.predictions(d2)) == good
+    assert store.read_json(store.PREDICTIONS_LATEST) == {"date": d4.isoformat()}
 
 
 def test_show_prints_a_users_sightlines_in_human_units(day_one):

@@ -79,3 +79,25 @@ def test_datasets_on_s3(s3_root):
     acme = storage.client("acme")
     attempts = [n for n in acme.list("features/2026-11-24") if n.startswith("a-")]
     assert len(attempts) == 1
+
+
+def test_overlapping_attempts_on_s3_never_delete_committed_files(s3_root):
+    """Two writers of one dataset (a lost task and its retry): each commit drops only the attempt it replaced."""
+    acme = Storage(s3_root).client("acme")
+    prefix = "scores/2026-11-20"
+    a, b = acme.dataset(prefix), acme.dataset(prefix)
+    b.write_bytes("scores.parquet", b"from b")
+    a.write_bytes("scores.parquet", b"from a")
+    a.commit()
+    b.commit()  # b replaces a's commit, and a's attempt is dropped
+    assert acme.read_bytes(acme.dataset_file(prefix, "scores.parquet")) == b"from b"
+    assert [n for n in acme.list(prefix) if n.startswith("a-")] == [acme.manifest(prefix)["files"]["scores.parquet"]
+                                                                    ["path"].split("/")[0]]
+    c = acme.dataset(prefix)
+    c.write_bytes("scores.parquet", b"from c")
+    d = acme.dataset(prefix)  # still writing when c commits: its files stay
+    d.write_bytes("scores.parquet", b"from d")
+    c.commit()
+    assert acme.read_bytes(acme.dataset_file(prefix, "scores.parquet")) == b"from c"
+    d.commit()
+    assert acme.read_bytes(acme.dataset_file(prefix, "scores.parquet")) == b"from d"

@@ -22,7 +22,7 @@ from .._timeparse import end_of_day
 from ..config import ClientConfig
 from ..errors import DataQualityError, NotFoundError
 from ..features import feature_columns, to_table
-from ..profiles import BadRecord, iter_line_blocks, raw_files
+from ..profiles import BadRecord, iter_line_blocks, raw_files, usable_id
 from ..result import STATUS_OK, StepResult
 from ..schema import Schema, learn_schema, load_schema, new_keys, save_schema
 from ..storage import ClientStore, Storage, date_str
@@ -183,10 +183,12 @@ def _extract_share(job: _ShareJob) -> list[SegmentResult]:
     return out
 
 
-def _sample_users(store: ClientStore, keys: list[str], limit: int) -> list[dict[str, Any]]:
-    """The first good-looking JSON objects of the snapshot, spread over its files (deterministic)."""
+def _sample_users(store: ClientStore, keys: list[str], limit: int, id_path: str = "id") -> list[dict[str, Any]]:
+    """The first good-looking users of the snapshot (objects with a usable, unseen id), spread over its files."""
     per_file = max(1, -(-limit // max(1, len(keys))))
     users: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    id_keys = id_path.split(".")
     for key in keys:
         taken = 0
         for _, _, lines in iter_line_blocks(store, key, max_lines=per_file * 2):
@@ -198,6 +200,13 @@ def _sample_users(store: ClientStore, keys: list[str], limit: int) -> list[dict[
                 except orjson.JSONDecodeError:
                     continue
                 if type(obj) is dict:
+                    uid: Any = obj
+                    for k in id_keys:
+                        uid = uid.get(k) if isinstance(uid, dict) else None
+                    uid = usable_id(uid)
+                    if uid is None or uid in seen:  # bad records must not shape the schema
+                        continue
+                    seen.add(uid)
                     users.append(obj)
                     taken += 1
                     if taken >= per_file:
@@ -216,7 +225,7 @@ def learn_client_schema(store: ClientStore, date: dt.date | str, config: ClientC
     keys = raw_files(store, date)
     if not keys:
         raise NotFoundError(f"no snapshot files under {store.url_of(store.raw(date))}", path=store.raw(date))
-    sample = _sample_users(store, keys, _SAMPLE_USERS)
+    sample = _sample_users(store, keys, _SAMPLE_USERS, config.roles.id)
     schema = learn_schema(sample, roles=config.roles, learned_from=date)
     if save:
         schema = save_schema(store, schema)
@@ -326,9 +335,9 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         )
     warnings: list[str] = []
     schema = load_schema(store)
-    if schema is None:
-        schema = learn_client_schema(store, date, config)
-        warnings.append(f"learned a new feature schema (v{schema.version}, {len(schema.columns())} columns)")
+    learned = schema is None
+    if learned:  # saved only once the snapshot has passed the quality check below
+        schema = learn_client_schema(store, date, config, save=False)
     as_of = end_of_day(dt.date.fromisoformat(date))
     spec = ScanSpec(root=storage.url, storage_options=storage.storage_options, client=client, date=date,
                     schema=schema.to_dict(), roles=asdict(config.roles), latest=as_of + 86400.0, labels=True,
@@ -380,8 +389,14 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                 record_id=client, path=store.raw(date),
             )
 
+        if learned:
+            schema = save_schema(store, schema)
+            log.info("learned feature schema v%d of %s from %s: %d columns (%d users sampled)", schema.version,
+                     client, date, len(schema.columns()), schema.sample_users)
+            warnings.append(f"learned a new feature schema (v{schema.version}, {len(schema.columns())} columns)")
+
         # keys that appeared or vanished since the schema was learned (reported, never added silently)
-        new = new_keys(schema, _sample_users(store, keys, _NEW_KEYS_SAMPLE))
+        new = new_keys(schema, _sample_users(store, keys, _NEW_KEYS_SAMPLE, config.roles.id))
         present: Counter[str] = Counter()
         for r in results:
             present.update(r.present)
@@ -444,9 +459,10 @@ def _remove_duplicates(store: ClientStore, keys: list[str], results: list[Segmen
     by_file: dict[int, dict[int, str]] = {}
     for ri, rows in dups.items():
         r = results[ri]
+        part_ids = ids_of_part(r.part)  # once per part: a re-sent file repeats every one of its ids
         for row, fri, frow in rows:
             first = results[fri]
-            uid = ids_of_part(r.part)[row]
+            uid = part_ids[row]
             by_file.setdefault(r.file_index, {})[int(r.lines[row])] = \
                 f"{uid!r} (first seen at {first.name} line {int(first.lines[frow])})"
     for fi, wanted in sorted(by_file.items()):  # read back the text of the repeated lines

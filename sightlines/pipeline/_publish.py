@@ -15,10 +15,9 @@ import logging
 import time
 from typing import Any
 
-import pyarrow.parquet as pq
 
 from ..config import ClientConfig
-from ..errors import NotFoundError
+from ..errors import NotFoundError, StorageError
 from ..models import load_model
 from ..publish import distribution_shift, render_report, validate_predictions
 from ..result import STATUS_FALLBACK, STATUS_OK, StepResult
@@ -43,9 +42,7 @@ def latest_predictions(store: ClientStore, before: str | None = None) -> tuple[s
 
 def read_predictions(store: ClientStore, date: str, columns: list[str] | None = None) -> Any:
     """The published predictions table of ``date`` (a pyarrow Table)."""
-    key = store.dataset_file(store.predictions(date), "predictions.parquet")
-    with store.open(key) as f:
-        return pq.read_table(f, columns=columns)
+    return store.read_parquet(store.dataset_file(store.predictions(date), "predictions.parquet"), columns)
 
 
 def _failure_reasons(store: ClientStore, date: str) -> list[str]:
@@ -60,9 +57,12 @@ def _move_latest(store: ClientStore, date: str) -> bool:
     current = None
     if store.exists(store.PREDICTIONS_LATEST):
         try:
-            current = store.read_json(store.PREDICTIONS_LATEST).get("date")
-        except Exception:  # noqa: BLE001 - a damaged pointer is replaced
+            pointer = store.read_json(store.PREDICTIONS_LATEST)
+            current = pointer.get("date") if isinstance(pointer, dict) else None
+        except StorageError as exc:  # not JSON, or gone meanwhile: a damaged pointer is replaced
+            log.warning("replacing the damaged pointer %s: %s", store.PREDICTIONS_LATEST, exc)
             current = None
+        # any other error (a timeout, no permission) fails the step: guessing could move `latest` backwards
     if current is None or date >= current:
         store.write_json(store.PREDICTIONS_LATEST, {"date": date})
         return True
@@ -100,8 +100,7 @@ def publish(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     problems: list[str] = []
     if sman is not None and fman is not None:
         key = store.dataset_file(store.scores(date), "scores.parquet")
-        with store.open(key) as f:
-            table = pq.read_table(f)
+        table = store.read_parquet(key)
         units = {k: v["unit"] for k, v in sman["sightlines"].items()}
         problems = validate_predictions(table, expected_rows=int(fman["n_users"]), units=units)
         if not problems:
@@ -159,6 +158,19 @@ def _publish_stale(store: ClientStore, client: str, date: str, day: dt.date, rea
                    t0: float) -> StepResult:
     prev = latest_predictions(store, before=date)
     why = "; ".join(reasons) or "today's predictions could not be produced"
+    existing = store.manifest(store.predictions(date))
+    if existing is not None and (prev is None or str(existing.get("source_date") or date) >= prev[0]):
+        # a rerun that failed must not replace what an earlier run published for today with something older
+        stale = int(existing.get("stale_days", 0))
+        warning = (f"kept the predictions already published for {date} (stale_days={stale}, from "
+                   f"{existing.get('source_date', date)}); this rerun could not do better because {why}")
+        log.warning("publish %s %s: %s", client, date, warning)
+        return StepResult(step="publish", client=client, date=day, status=STATUS_FALLBACK,
+                          outputs={"predictions": store.predictions(date)}, n_records=int(existing["row_count"]),
+                          warnings=(warning,),
+                          details={"stale_days": stale, "source_date": existing.get("source_date", date),
+                                   "kept_existing": True, "reason": why,
+                                   "seconds": round(time.perf_counter() - t0, 2)})
     if prev is None:
         raise NotFoundError(f"client {client}: nothing to publish for {date} ({why}) and no earlier predictions "
                             "to fall back to", record_id=client)

@@ -12,8 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
-import os
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -89,9 +87,10 @@ def _train_all(storage: Storage, client: str, date: str, config: ClientConfig, n
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         return [StepResult.from_dict(_train_job(j)) for j in jobs]
-    method = "fork" if threading.active_count() == 1 and hasattr(os, "fork") else "spawn"
+    # spawn, never fork: a child forked after this process ran LightGBM inherits a broken OpenMP thread pool
+    # and can hang in its first prediction (libgomp is not fork-safe); fresh interpreters cost ~1 s each
     results: dict[str, StepResult] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
                              initializer=_init_worker, initargs=(worker_env(1),)) as pool:
         futures = {pool.submit(_train_job, j): j[4] for j in jobs}
         for i, fut in enumerate(as_completed(futures), 1):

@@ -90,8 +90,7 @@ def client_history_days(store: ClientStore, date: str, schema: Schema) -> float:
     cols = [f"{e.name}.days_since_first" for e in schema.events]
     best = []
     for key in store.dataset_files(prefix, ".parquet"):
-        with store.open(key) as f:
-            t = pq.read_table(f, columns=cols)
+        t = store.read_parquet(key, columns=cols)
         arr = np.column_stack([t.column(c).to_numpy(zero_copy_only=False) for c in cols]) if cols else np.zeros((0, 1))
         with np.errstate(invalid="ignore"):
             m = np.nanmax(np.where(np.isnan(arr), -1.0, arr), axis=1) if len(arr) else np.zeros(0)
@@ -107,8 +106,7 @@ def _read_chunk(job: _SampleJob) -> Chunk:
     store = Storage(job.root, storage_options=job.storage_options).client(job.client)
 
     def read(key: str) -> pa.Table:
-        with store.open(key) as f:
-            return pq.read_table(f)
+        return store.read_parquet(key)
 
     events = {job.event_lists[name]: read(key) for name, key in job.files.items() if name != "users"}
     chunk = Chunk.from_tables(read(job.files["users"]), events)
@@ -181,8 +179,7 @@ def _join_stored(store: ClientStore, cutoff: str, label_parts: list[str], out_pa
     wanted = labels_t.column("user_id")
     pieces = []
     for key in store.dataset_files(store.features(cutoff), ".parquet"):
-        with store.open(key) as f:
-            t = pq.read_table(f)
+        t = store.read_parquet(key)
         pieces.append(t.filter(pc.is_in(t.column("user_id"), value_set=wanted)))
     feats = pa.concat_tables(pieces)
     joined = labels_t.join(feats, keys="user_id", join_type="inner")

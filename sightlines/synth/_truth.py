@@ -130,7 +130,8 @@ def load_truth(store: ClientStore, date: dt.date | str) -> pd.DataFrame:
             f"no synthetic truth at {store.url_of(key)}; run generate_client(store, date={str(date)!r}, ...) first",
             path=key,
         ) from None
-    table = pq.read_table(io.BytesIO(data))
+    with pq.ParquetFile(io.BytesIO(data)) as pf:  # synchronous: see Storage.read_parquet
+        table = pf.read()
     world = world_of(table.schema.metadata)
     df = table.replace_schema_metadata(None).to_pandas()
     if world is not None:

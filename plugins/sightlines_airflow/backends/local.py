@@ -59,19 +59,31 @@ TAIL_LINES = 20
 _EOF = object()
 
 
-def step_environment(inherited: Mapping[str, str]) -> dict[str, str]:
+#: the worker's own AWS credential variables: dropped when the step gets a connection's credentials
+_AWS_CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+                        "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
+def step_environment(inherited: Mapping[str, str], *, own_credentials: bool = False) -> dict[str, str]:
     """The part of the worker's environment a step process inherits: everything but Airflow's own settings.
 
     ``AIRFLOW_*`` variables (connections, the metadata database, Fernet and JWT
     keys) are not the step's business; the step gets its storage credentials
-    from ``StepSpec.secret_env`` instead.
+    from ``StepSpec.secret_env`` instead. With ``own_credentials`` (the step
+    gets a connection's credentials) the worker's AWS credential variables are
+    dropped too, so a stale worker token or profile cannot mix with the
+    connection's keys.
 
     Examples
     --------
     >>> sorted(step_environment({"PATH": "/bin", "AIRFLOW__CORE__FERNET_KEY": "k", "AIRFLOW_CONN_S3": "aws://"}))
     ['PATH']
+    >>> sorted(step_environment({"PATH": "/bin", "AWS_SESSION_TOKEN": "old"}, own_credentials=True))
+    ['PATH']
     """
-    return {k: v for k, v in inherited.items() if not k.startswith(("AIRFLOW_", "_AIRFLOW_"))}
+    drop = _AWS_CREDENTIAL_VARS if own_credentials else ()
+    return {k: v for k, v in inherited.items() if not k.startswith(("AIRFLOW_", "_AIRFLOW_")) and k not in drop}
 
 
 @dataclass
@@ -121,7 +133,7 @@ class LocalBackend(ComputeBackend):
     def submit(self, spec: StepSpec) -> str:
         """Start the step process; returns ``local-{pid}-{random}``."""
         argv = self.command or [self.python, "-m", "sightlines", *spec.argv()]
-        env = step_environment(os.environ)
+        env = step_environment(os.environ, own_credentials=bool(spec.secret_env))
         env.update(spec.process_env())
         try:
             proc = subprocess.Popen(
