@@ -465,15 +465,18 @@ def feature_columns(chunk: Chunk, schema: Schema, *, as_of: float, time_travel: 
     return {name: _to_float32(cols[name]) for name in schema.column_names()}
 
 
-_F32_MAX = float(np.finfo(np.float32).max)
-
-
 def _to_float32(values: Any) -> np.ndarray:
-    """float32 for the table; a value beyond float32's range (an absurd amount) becomes missing, not inf."""
-    v = np.asarray(values, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        v = np.where(np.abs(v) > _F32_MAX, np.nan, v)
-    return v.astype(np.float32)
+    """float32 for the table; a value beyond float32's range (an absurd amount) becomes missing, not inf.
+
+    (Infinite inputs were already made missing when the values were read, so any inf here is an overflow.)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.asarray(values, dtype=np.float32)
+    inf = np.isinf(out)
+    if inf.any():
+        out = out.copy() if out is values else out
+        out[inf] = np.nan
+    return out
 
 
 def to_table(user_ids: list[str], cols: dict[str, np.ndarray], extra: dict[str, Any] | None = None) -> pa.Table:
