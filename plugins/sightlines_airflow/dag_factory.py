@@ -114,19 +114,18 @@ def client_dag_id(client: str) -> str:
     return f"{DAG_ID_PREFIX}{client}"
 
 
-_TIMETABLES: dict[tuple[str, str], CronDataIntervalTimetable] = {}
-
-
-def daily_timetable(cron: str = "@daily", timezone: str = "UTC") -> CronDataIntervalTimetable:
+def daily_timetable(cron: str | Any = "@daily", timezone: str = "UTC") -> Any:
     """A data-interval timetable for ``cron``: the run of logical date D starts when D's interval ends.
 
-    One instance per (cron, timezone) is shared by every DAG (timetables are immutable).
+    One instance per (cron, timezone) is shared by every DAG (timetables are immutable); a
+    timetable given instead of a cron expression is returned as it is.
     """
-    key = (cron, timezone)
-    tt = _TIMETABLES.get(key)
-    if tt is None:
-        tt = _TIMETABLES[key] = CronDataIntervalTimetable(cron, timezone=timezone)
-    return tt
+    return _cron_timetable(cron, timezone) if isinstance(cron, str) else cron
+
+
+@functools.cache
+def _cron_timetable(cron: str, timezone: str) -> CronDataIntervalTimetable:
+    return CronDataIntervalTimetable(cron, timezone=timezone)
 
 
 @functools.cache
@@ -250,7 +249,7 @@ def build_client_dag(
     resolved = _resolve_settings(settings) if settings else STEP_SETTINGS
     if deferrable is None:
         deferrable = backend != "local"
-    timetable = daily_timetable(schedule, timezone) if isinstance(schedule, str) else schedule
+    timetable = daily_timetable(schedule, timezone)
     common: dict[str, Any] = {
         "client": client, "backend": backend, "root": root, "aws_conn_id": aws_conn_id,
         "backend_conn_id": backend_conn_id, "backend_options": dict(backend_options) if backend_options else None,
@@ -299,8 +298,8 @@ def build_client_dag(
 def build_config_error_dag(client: str, error: str, *, start_date: dt.datetime = DEFAULT_START_DATE,
                            schedule: str | Any = "@daily", timezone: str = "UTC") -> DAG:
     """A client DAG that fails with ``error`` (its registry entry is invalid), so the problem shows in the UI."""
-    with DAG(dag_id=client_dag_id(client), schedule=daily_timetable(schedule, timezone)
-             if isinstance(schedule, str) else schedule, start_date=start_date, catchup=False, max_active_runs=1,
+    with DAG(dag_id=client_dag_id(client), schedule=daily_timetable(schedule, timezone), start_date=start_date,
+             catchup=False, max_active_runs=1,
              tags=[*TAGS, "config-error"], doc_md=f"**The registry entry of {client} is invalid:** {error}") as dag:
         ClientConfigErrorOperator(task_id="config_error", client=client, error=error)
     return dag
@@ -343,7 +342,7 @@ def build_fleet_dag(
     -------
     DAG
     """
-    timetable = daily_timetable(schedule, timezone) if isinstance(schedule, str) else schedule
+    timetable = daily_timetable(schedule, timezone)
     covered = "every client of the registry" if clients is None else f"{len(clients)} client(s)"
     with DAG(
         dag_id=FLEET_DAG_ID,

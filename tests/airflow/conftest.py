@@ -20,6 +20,9 @@ from typing import Any
 
 import pytest
 
+# the fake Mesos cluster's fixtures (master, small_master, mesos_conn) for every Airflow test module
+from .mesos_cluster import master, mesos_conn, small_master  # noqa: F401
+
 REPO = Path(__file__).resolve().parents[2]
 _HOME = Path(tempfile.mkdtemp(prefix="sightlines-airflow-tests-"))
 DAGS_FOLDER = _HOME / "dags"
@@ -71,6 +74,26 @@ def step_operators(dag: Any) -> list[Any]:
     for task in dag.tasks:
         out.extend(unmapped(task) if hasattr(task, "expand_input") else [task])
     return out
+
+
+def dagbag() -> Any:
+    """Airflow's own DagBag over the test DAG folder (the repository's DAG file)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def xcom(dag_id: str, run_id: str, task_id: str) -> Any:
+    """The return value a task of a DAG run pushed, or None."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        row = session.execute(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id,
+                                                      XComModel.task_id == task_id,
+                                                      XComModel.key == "return_value")).scalars().first()
+        return None if row is None else XComModel.deserialize_value(row)
 
 
 def task_states(dag_run: Any) -> dict[str, str]:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import TriggerRule
 from airflow.sdk.definitions.timetables.interval import CronDataIntervalTimetable
 from airflow.sdk.exceptions import AirflowFailException
@@ -29,14 +28,10 @@ from sightlines.fleet import read_fleet_status
 from sightlines.registry import add_clients, set_fleet
 from sightlines.storage import Storage
 
-from .conftest import CLIENT_CONFIG, CLIENT_TRAIN_TASKS, D1, D2, D3, DAGS_FOLDER, task_states, unmapped
+from .conftest import CLIENT_CONFIG, CLIENT_TRAIN_TASKS, D1, D2, D3, DAGS_FOLDER, dagbag, task_states, unmapped, xcom
 from .fake_backend import CLASSPATH
 
 STEPS_ORDER = ["extract", "sample", "score", "publish"]
-
-
-def dagbag() -> DagBag:
-    return DagBag(dag_folder=str(DAGS_FOLDER))
 
 
 def utc(day: dt.date) -> dt.datetime:
@@ -44,18 +39,6 @@ def utc(day: dt.date) -> dt.datetime:
 
 
 states = task_states
-
-
-def xcom(dag_id: str, run_id: str, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.execute(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id,
-                                                      XComModel.task_id == task_id,
-                                                      XComModel.key == "return_value")).scalars().first()
-        return None if row is None else XComModel.deserialize_value(row)
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ import sys
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 from sightlines_airflow.operators.step import SightlinesStepOperator
 
 from sightlines.registry import add_clients, set_fleet
 from sightlines.storage import Storage
 from sightlines.synth import generate_client
 
-from .conftest import CLIENT_CONFIG, D1, DAGS_FOLDER, step_operators, task_states
+from .conftest import CLIENT_CONFIG, D1, dagbag, step_operators, task_states, xcom
 from .mesos_cluster import FAST_EXTRA, REAL_STEP_COMMAND, FakeMaster
 
 pytestmark = pytest.mark.timeout(150)
@@ -31,22 +30,6 @@ KAPPA_SIGHTLINES = ["purchase_7", "purchase_730"]
 def sightlines_cli(args: list[str]) -> int:
     """The ``sightlines`` command, in a process of its own (it configures logging for itself)."""
     return subprocess.run([sys.executable, "-m", "sightlines", *args], capture_output=True, check=False).returncode
-
-
-def dagbag() -> DagBag:
-    return DagBag(dag_folder=str(DAGS_FOLDER))
-
-
-def xcom(dag_id: str, run_id: str, task_id: str) -> Any:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        row = session.execute(select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == run_id,
-                                                      XComModel.task_id == task_id,
-                                                      XComModel.key == "return_value")).scalars().first()
-        return None if row is None else XComModel.deserialize_value(row)
 
 
 def test_switching_a_client_or_the_fleet_is_one_setting(tmp_path, monkeypatch):

@@ -23,7 +23,6 @@ from sightlines_airflow.backends.mesos import (
 
 from sightlines.mesos import MesosConfigError, TaskOutcome
 
-from .. import mesos_cluster as cluster
 from ..mesos_cluster import (
     FAKE_STEP_COMMAND,
     completions,
@@ -31,11 +30,6 @@ from ..mesos_cluster import (
     set_connection,
     wait_state,
 )
-
-# the fake cluster's fixtures, used by this module's tests
-master = cluster.master
-mesos_conn = cluster.mesos_conn
-small_master = cluster.small_master
 
 pytestmark = pytest.mark.timeout(60)
 

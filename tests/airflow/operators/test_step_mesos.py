@@ -17,7 +17,6 @@ from sightlines_airflow.backends.base import BackendError
 from sightlines_airflow.operators.step import SightlinesStepOperator
 from sightlines_airflow.triggers.mesos import MesosTaskTrigger
 
-from .. import mesos_cluster as cluster
 from ..conftest import TI
 from ..mesos_cluster import (
     completions,
@@ -25,11 +24,6 @@ from ..mesos_cluster import (
     set_connection,
     wait_state,
 )
-
-# the fake cluster's fixtures, used by this module's tests
-master = cluster.master
-mesos_conn = cluster.mesos_conn
-small_master = cluster.small_master
 
 pytestmark = pytest.mark.timeout(90)
 
