@@ -245,13 +245,11 @@ def parse_times(values: list[object] | np.ndarray, *, latest: float | None = Non
             if b.shape != (n,):
                 raise ValueError("nested values")
         except (UnicodeEncodeError, ValueError, TypeError):
-            b = None
-        if b is not None:
-            out = _parse_bytes(b)
-            retry = np.flatnonzero(np.isnan(out))
-        else:
-            out = np.full(n, np.nan)
-            retry = range(n)
+            # a non-ASCII or nested value among them: those alone go to the general parser below,
+            # so that each value's result never depends on its neighbours
+            b = np.array([v if type(v) is str and v.isascii() else "" for v in values], dtype=f"S{_WIDTH}")
+        out = _parse_bytes(b)
+        retry = np.flatnonzero(np.isnan(out))
         for j in retry:  # None, numbers, unusual spellings: the slow, general parser
             v = values[j]
             t = type(v)

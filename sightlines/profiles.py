@@ -83,15 +83,18 @@ def _open_text_stream(store: ClientStore, key: str) -> IO[bytes]:
 
 
 def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20, max_lines: int | None = None,
-                     select: Callable[[int], bool] | None = None) -> Iterator[tuple[int, int, list[bytes]]]:
+                     select: Callable[[int], bool] | None = None, raw: bool = False) -> Iterator[tuple[int, int, Any]]:
     """Yield ``(block_index, first_line_number, lines)`` blocks of a snapshot file (1-based line numbers).
 
     The decompressed stream is read ``block_bytes`` at a time and cut at the
     last newline, so blocks are the same whoever reads the file; memory stays
     flat whatever its size. With ``select``, only blocks whose index it
     accepts are split into lines (the others are only counted), which lets
-    several processes share one file.
+    several processes share one file. With ``raw=True`` a block is the bytes
+    of its lines, newlines included, unsplit (the compiled decoder splits them).
     """
+    if raw and max_lines is not None:
+        raise ValueError("max_lines needs split lines (raw=False)")
     lineno = 1
     rest = b""
     index = 0
@@ -113,6 +116,14 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
                 rest = data[cut:]
                 index += 1
                 continue
+            if raw:
+                cut = data.rfind(b"\n") + 1
+                if cut:
+                    yield index, lineno, data[:cut] if cut < len(data) else data
+                    lineno += data.count(b"\n", 0, cut)
+                rest = data[cut:]
+                index += 1
+                continue
             lines = data.split(b"\n")
             rest = lines.pop()
             if max_lines is not None and lineno - 1 + len(lines) >= max_lines:
@@ -123,7 +134,7 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
                 lineno += len(lines)
             index += 1
         if rest and (select is None or select(index)):
-            yield index, lineno, [rest]
+            yield index, lineno, rest if raw else [rest]
 
 
 def _text(line: bytes) -> str:

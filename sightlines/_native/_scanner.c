@@ -1,0 +1,1055 @@
+/*
+ * sightlines._native._scanner: a compiled fast path for decoding a block of
+ * profile lines straight into columns.
+ *
+ * The Python decoder (sightlines/_decode.py + features.chunk_from_users) is the
+ * reference. This scanner handles the lines whose every relevant value is
+ * plainly regular and computes exactly what the reference computes for them;
+ * a line with anything unusual (a wrong shape, an escaped or non-UTF-8 string
+ * where a value is read, a numeric string, an unusual time spelling, absurd
+ * nesting, invalid JSON, a missing or odd id...) is marked SLOW and the caller
+ * sends it through the reference decoder. Being conservative is always safe;
+ * accepting a line the reference would read differently is a bug, and the
+ * differential tests (tests/test_native.py) look for exactly that.
+ *
+ * The plan tree mirrors sightlines._decode._Node: objects with children by
+ * key, leaves (any JSON value), "len" lists (only their length matters),
+ * "records" lists (one event per object element) and "items" lists inside a
+ * record (the per-record item count). Outputs hang on the nodes:
+ *   user level:   NUM, TIME, CAT (into a float64 column per user), ID, LEN
+ *   record level: NUM, TIME, LEN (into a float64 column per event),
+ *                 RCODE (int16 column per event), the items total (QTY).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+enum { K_OBJ = 0, K_LEAF = 1, K_LEN = 2, K_RECORDS = 3, K_ITEMS = 4 };
+enum { C_NUM = 0, C_TIME = 1, C_CAT = 2, C_ID = 3, C_LEN = 4, C_RCODE = 5, C_QTY = 6 };
+enum { V_STR, V_NUM, V_TRUE, V_FALSE, V_NULL, V_OBJ, V_ARR };
+enum { ST_OK = 0, ST_SLOW = 1, ST_BLANK = 2 };
+
+#define MAX_DEPTH 64
+#define MAX_LIST 20000
+#define MAX_ID 256
+#define SLOW (-1)
+#define TRY(x) do { if ((x) < 0) return SLOW; } while (0)
+
+typedef struct {
+    int conv;
+    int slot;
+    int nlev;
+    char **lev;
+    Py_ssize_t *levlen;
+} Out;
+
+typedef struct Node {
+    int kind;
+    int nchild;
+    char **keys;
+    Py_ssize_t *keylen;
+    struct Node **child;
+    int nout;
+    Out *out;
+    int group;      /* K_RECORDS: event group */
+    int items_slot; /* K_ITEMS: double slot of the per-record item count, -1 if none */
+    uint64_t stamp; /* the object instance that last set this child (repeated keys) */
+} Node;
+
+typedef struct { double *p; Py_ssize_t n, cap; } DVec;
+typedef struct { int16_t *p; Py_ssize_t n, cap; } SVec;
+typedef struct { int64_t *p; Py_ssize_t n, cap; } LVec;
+
+typedef struct {
+    int ndbl, ncode;
+    LVec uidx;
+    DVec *d;
+    SVec *c;
+} Group;
+
+typedef struct {
+    PyObject_HEAD
+    Node *root;
+    int nucols;
+    int ngroups;
+    int *group_ndbl;
+    int *group_ncode;
+    double latest;
+    uint64_t instance; /* object instances numbered across scans (repeated-key detection) */
+} Scanner;
+
+/* ------------------------------------------------------------------ */
+/* growable vectors                                                    */
+
+static int dvec_push(DVec *v, double x) {
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap ? v->cap * 2 : 1024;
+        double *p = PyMem_Realloc(v->p, cap * sizeof(double));
+        if (!p) return -2;
+        v->p = p; v->cap = cap;
+    }
+    v->p[v->n++] = x;
+    return 0;
+}
+static int svec_push(SVec *v, int16_t x) {
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap ? v->cap * 2 : 1024;
+        int16_t *p = PyMem_Realloc(v->p, cap * sizeof(int16_t));
+        if (!p) return -2;
+        v->p = p; v->cap = cap;
+    }
+    v->p[v->n++] = x;
+    return 0;
+}
+static int lvec_push(LVec *v, int64_t x) {
+    if (v->n == v->cap) {
+        Py_ssize_t cap = v->cap ? v->cap * 2 : 1024;
+        int64_t *p = PyMem_Realloc(v->p, cap * sizeof(int64_t));
+        if (!p) return -2;
+        v->p = p; v->cap = cap;
+    }
+    v->p[v->n++] = x;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* parsing state                                                       */
+
+typedef struct {
+    const unsigned char *p, *end;
+    int depth;
+    uint64_t instance;
+    Scanner *sc;
+    Py_ssize_t row;
+    DVec *ucols;
+    Group *groups;
+    /* the record being filled (record-level outputs), or -1 */
+    Group *grp;
+    Py_ssize_t rec;
+    /* the item being read inside a record's items list */
+    double item_qty;
+    int in_item;
+    /* the row's id */
+    const unsigned char *id;
+    Py_ssize_t idlen;
+    int has_id;
+    int oom;
+} P;
+
+typedef struct {
+    int t;
+    const unsigned char *s;
+    Py_ssize_t n;
+    int esc;      /* string has backslash escapes */
+    int nonascii; /* string has bytes >= 0x80 */
+    int isint;    /* number without fraction or exponent */
+    int ndig;     /* digits in the number's integer part */
+    int neg0;     /* number spelled -0... */
+    const unsigned char *numstart;
+    Py_ssize_t numlen;
+} Val;
+
+#define WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n')
+
+static inline void skip_ws(P *s) {
+    while (s->p < s->end && WS(*s->p)) s->p++;
+}
+
+static inline int hexd(unsigned char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* s->p at the opening quote; on return s->p is after the closing quote */
+static int scan_string(P *s, Val *v) {
+    const unsigned char *p = s->p + 1, *end = s->end;
+    int esc = 0, nonascii = 0;
+    v->s = p;
+    for (;;) {
+#if defined(__SSE2__)
+        /* 16 bytes at a time up to the next quote, backslash or control character */
+        while (end - p >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)p);
+            __m128i stop = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+                                                     _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+                                        _mm_cmpeq_epi8(_mm_max_epu8(x, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f)));
+            int high = _mm_movemask_epi8(x);
+            int m = _mm_movemask_epi8(stop);
+            if (m) {
+                int k = __builtin_ctz(m);
+                if (high & ((1 << k) - 1)) nonascii = 1;
+                p += k;
+                break;
+            }
+            if (high) nonascii = 1;
+            p += 16;
+        }
+#endif
+        if (p >= end) return SLOW;
+        unsigned char c = *p;
+        if (c == '"') break;
+        if (c == '\\') {
+            esc = 1;
+            if (p + 1 >= end) return SLOW;
+            unsigned char e = p[1];
+            if (e == 'u') {
+                if (p + 5 >= end || !hexd(p[2]) || !hexd(p[3]) || !hexd(p[4]) || !hexd(p[5])) return SLOW;
+                p += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
+                p += 2;
+            } else {
+                return SLOW;
+            }
+            continue;
+        }
+        if (c < 0x20) return SLOW;
+        if (c >= 0x80) nonascii = 1;
+        p++;
+    }
+    v->t = V_STR;
+    v->n = p - v->s;
+    v->esc = esc;
+    v->nonascii = nonascii;
+    s->p = p + 1;
+    return 0;
+}
+
+static int scan_number(P *s, Val *v) {
+    const unsigned char *p = s->p, *end = s->end, *start = p;
+    int ndig = 0, isint = 1, neg0 = 0;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return SLOW;
+    if (*p == '0') {
+        if (start != p) neg0 = 1;
+        p++;
+        ndig = 1;
+    } else if (*p >= '1' && *p <= '9') {
+        while (p < end && *p >= '0' && *p <= '9') { p++; ndig++; }
+    } else {
+        return SLOW;
+    }
+    if (p < end && *p == '.') {
+        isint = 0;
+        p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return SLOW;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        isint = 0;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        if (p >= end || !(*p >= '0' && *p <= '9')) return SLOW;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+    }
+    v->t = V_NUM;
+    v->isint = isint;
+    v->ndig = ndig;
+    v->neg0 = neg0;
+    v->numstart = start;
+    v->numlen = p - start;
+    s->p = p;
+    return 0;
+}
+
+static int skip_value(P *s);
+static int valid_utf8(const unsigned char *p, Py_ssize_t n);
+
+static int skip_container(P *s, unsigned char close) {
+    if (++s->depth > MAX_DEPTH) return SLOW;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == close) { s->p++; s->depth--; return 0; }
+    for (;;) {
+        if (close == '}') {
+            Val k;
+            if (s->p >= s->end || *s->p != '"') return SLOW;
+            TRY(scan_string(s, &k));
+            if (k.nonascii && !valid_utf8(k.s, k.n)) return SLOW;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':') return SLOW;
+            s->p++;
+            skip_ws(s);
+        }
+        TRY(skip_value(s));
+        skip_ws(s);
+        if (s->p >= s->end) return SLOW;
+        if (*s->p == ',') { s->p++; skip_ws(s); continue; }
+        if (*s->p == close) { s->p++; s->depth--; return 0; }
+        return SLOW;
+    }
+}
+
+static int literal(P *s, const char *word, Py_ssize_t n) {
+    if (s->end - s->p < n || memcmp(s->p, word, n) != 0) return SLOW;
+    s->p += n;
+    return 0;
+}
+
+static int skip_value(P *s) {
+    if (s->p >= s->end) return SLOW;
+    unsigned char c = *s->p;
+    Val v;
+    switch (c) {
+    case '"': return scan_string(s, &v);
+    case '{': return skip_container(s, '}');
+    case '[': return skip_container(s, ']');
+    case 't': return literal(s, "true", 4);
+    case 'f': return literal(s, "false", 5);
+    case 'n': return literal(s, "null", 4);
+    default:
+        if (c == '-' || (c >= '0' && c <= '9')) return scan_number(s, &v);
+        return SLOW;
+    }
+}
+
+/* a captured leaf value: scalars are read, containers skipped */
+static int read_value(P *s, Val *v) {
+    if (s->p >= s->end) return SLOW;
+    unsigned char c = *s->p;
+    switch (c) {
+    case '"': return scan_string(s, v);
+    case '{': v->t = V_OBJ; return skip_container(s, '}');
+    case '[': v->t = V_ARR; return skip_container(s, ']');
+    case 't': v->t = V_TRUE; return literal(s, "true", 4);
+    case 'f': v->t = V_FALSE; return literal(s, "false", 5);
+    case 'n': v->t = V_NULL; return literal(s, "null", 4);
+    default:
+        if (c == '-' || (c >= '0' && c <= '9')) return scan_number(s, v);
+        return SLOW;
+    }
+}
+
+/* strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as Python decodes it */
+static int valid_utf8(const unsigned char *p, Py_ssize_t n) {
+    const unsigned char *end = p + n;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c < 0x80) { p++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) {
+            if (end - p < 2 || (p[1] & 0xC0) != 0x80) return 0;
+            p += 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
+            if (c == 0xE0 && p[1] < 0xA0) return 0;
+            if (c == 0xED && p[1] > 0x9F) return 0;
+            p += 3;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 || (p[3] & 0xC0) != 0x80) return 0;
+            if (c == 0xF0 && p[1] < 0x90) return 0;
+            if (c == 0xF4 && p[1] > 0x8F) return 0;
+            p += 4;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* a plain string as Python would see it: no escapes, valid UTF-8 */
+static int plain_string(const Val *v) {
+    return !v->esc && (!v->nonascii || valid_utf8(v->s, v->n));
+}
+
+static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* the number as a double, exactly as Python's float() reads it; SLOW when out of the plain range */
+static int number_value(const Val *v, double *out) {
+    /* Clinger's fast path: at most 15 significant digits and a power of ten up to 22 are exact
+     * doubles, so one division (or the integer itself) is the correctly rounded value */
+    const unsigned char *p = v->numstart, *e = p + v->numlen;
+    int neg = 0, digits = 0, frac = 0, dot = 0;
+    uint64_t m = 0;
+    if (*p == '-') { neg = 1; p++; }
+    for (; p < e; p++) {
+        unsigned char c = *p;
+        if (c >= '0' && c <= '9') {
+            if (m || c != '0') digits++;
+            m = m * 10 + (c - '0');
+            if (dot) frac++;
+            if (digits > 15) break;
+        } else if (c == '.') {
+            dot = 1;
+        } else {
+            break;
+        }
+    }
+    if (p == e && digits <= 15 && frac <= 22) {
+        if (v->isint && v->ndig > 15) return SLOW;
+        double x = frac ? (double)m / POW10[frac] : (double)m;
+        /* an integer -0 is Python's int 0, i.e. 0.0; a float -0.0 keeps its sign */
+        *out = neg && !(v->isint && m == 0) ? -x : x;
+        return 0;
+    }
+    char buf[64];
+    if (v->numlen >= (Py_ssize_t)sizeof(buf)) return SLOW;
+    if (v->isint && v->ndig > 15) return SLOW;
+    memcpy(buf, v->numstart, v->numlen);
+    buf[v->numlen] = 0;
+    char *endp = NULL;
+    double x = PyOS_string_to_double(buf, &endp, NULL);
+    if (x == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return SLOW; }
+    if (endp != buf + v->numlen || !isfinite(x)) return SLOW;
+    *out = x;
+    return 0;
+}
+
+static const int16_t MDAYS[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t mp = (m + 9) % 12;
+    int64_t doy = (153 * mp + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+#define DIG(c) ((unsigned)((c) - '0') <= 9)
+
+/* The spellings the reference parses with plain integer arithmetic (sightlines/_timeparse.py,
+ * _parse_common): "YYYY-MM-DD[T ]HH:MM:SS" followed by nothing (UTC), "Z", ".mmmZ" or "+HH:MM" /
+ * "-HH:MM". Anything else (other fractions, odd ranges) is left to the reference parser. */
+static int iso_time(const unsigned char *s, Py_ssize_t n, double *out) {
+    if (n < 19) return SLOW;
+    static const int digits[14] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
+    for (int i = 0; i < 14; i++) if (!DIG(s[digits[i]])) return SLOW;
+    if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':') return SLOW;
+    int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+    int month = (s[5] - '0') * 10 + (s[6] - '0');
+    int day = (s[8] - '0') * 10 + (s[9] - '0');
+    int hour = (s[11] - '0') * 10 + (s[12] - '0');
+    int minute = (s[14] - '0') * 10 + (s[15] - '0');
+    int sec = (s[17] - '0') * 10 + (s[18] - '0');
+    if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59) return SLOW;
+    int leap = (year % 4 == 0) && (year % 100 != 0 || year % 400 == 0);
+    int md = MDAYS[month] - (month == 2 && !leap);
+    if (day > md) return SLOW;
+    int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + sec;
+    if (n == 19 || (n == 20 && s[19] == 'Z')) {
+        *out = (double)secs;
+        return 0;
+    }
+    if (n == 24 && s[19] == '.' && DIG(s[20]) && DIG(s[21]) && DIG(s[22]) && s[23] == 'Z') {
+        int ms = (s[20] - '0') * 100 + (s[21] - '0') * 10 + (s[22] - '0');
+        *out = (double)secs + (double)ms / 1000.0;
+        return 0;
+    }
+    if (n == 25 && (s[19] == '+' || s[19] == '-') && DIG(s[20]) && DIG(s[21]) && s[22] == ':' && DIG(s[23]) &&
+        DIG(s[24])) {
+        int oh = (s[20] - '0') * 10 + (s[21] - '0'), om = (s[23] - '0') * 10 + (s[24] - '0');
+        if (oh > 23 || om > 59) return SLOW;
+        int64_t off = (int64_t)oh * 3600 + om * 60;
+        *out = (double)(s[19] == '+' ? secs - off : secs + off);
+        return 0;
+    }
+    return SLOW;
+}
+
+static int conv_time(P *s, const Val *v, double *out) {
+    double x = NAN;
+    switch (v->t) {
+    case V_STR:
+        if (v->esc) return SLOW;
+        TRY(iso_time(v->s, v->n, &x));
+        break;
+    case V_NUM:
+        TRY(number_value(v, &x));
+        if (!(x > -1e18 && x < 1e18)) x = NAN;
+        break;
+    default: /* null, booleans, objects, arrays: missing */
+        x = NAN;
+    }
+    if (!(x >= 0) || x > s->sc->latest) x = NAN;
+    *out = x;
+    return 0;
+}
+
+static int conv_num(const Val *v, double *out) {
+    switch (v->t) {
+    case V_NUM: return number_value(v, out);
+    case V_TRUE: *out = 1.0; return 0;
+    case V_FALSE: *out = 0.0; return 0;
+    case V_STR: return SLOW; /* numeric strings: the reference reads them */
+    default: *out = NAN; return 0;
+    }
+}
+
+static int level_of(const Out *o, const Val *v) {
+    for (int i = 0; i < o->nlev; i++)
+        if (o->levlen[i] == v->n && memcmp(o->lev[i], v->s, v->n) == 0) return i;
+    return -1;
+}
+
+static int apply_user_leaf(P *s, Node *nd, Val *v) {
+    for (int k = 0; k < nd->nout; k++) {
+        Out *o = &nd->out[k];
+        double x;
+        switch (o->conv) {
+        case C_NUM:
+            TRY(conv_num(v, &x));
+            s->ucols[o->slot].p[s->row] = x;
+            break;
+        case C_TIME:
+            TRY(conv_time(s, v, &x));
+            s->ucols[o->slot].p[s->row] = x;
+            break;
+        case C_CAT:
+            if (v->t == V_STR) {
+                if (!plain_string(v)) return SLOW;
+                int i = level_of(o, v);
+                x = i < 0 ? (double)o->nlev : (double)i;
+            } else if (v->t == V_NULL || v->t == V_OBJ || v->t == V_ARR) {
+                x = NAN;
+            } else {
+                return SLOW; /* numbers and booleans can match spelled-out levels: the reference decides */
+            }
+            s->ucols[o->slot].p[s->row] = x;
+            break;
+        case C_ID:
+            if (v->t == V_STR) {
+                if (v->esc || v->nonascii || v->n == 0 || v->n > MAX_ID) return SLOW;
+                if (v->s[0] <= 0x20 || v->s[v->n - 1] <= 0x20) return SLOW; /* the reference strips */
+                s->id = v->s; s->idlen = v->n;
+            } else if (v->t == V_NUM && v->isint && !v->neg0 && v->ndig <= 18) {
+                s->id = v->numstart; s->idlen = v->numlen;
+            } else {
+                return SLOW;
+            }
+            s->has_id = 1;
+            break;
+        default:
+            return SLOW;
+        }
+    }
+    return 0;
+}
+
+static int apply_record_leaf(P *s, Node *nd, Val *v) {
+    Group *g = s->grp;
+    for (int k = 0; k < nd->nout; k++) {
+        Out *o = &nd->out[k];
+        double x;
+        switch (o->conv) {
+        case C_NUM:
+            TRY(conv_num(v, &x));
+            if (!isfinite(x)) x = NAN;
+            g->d[o->slot].p[s->rec] = x;
+            break;
+        case C_TIME:
+            TRY(conv_time(s, v, &x));
+            g->d[o->slot].p[s->rec] = x;
+            break;
+        case C_RCODE:
+            if (v->t == V_STR) {
+                if (!plain_string(v)) return SLOW;
+                g->c[o->slot].p[s->rec] = (int16_t)level_of(o, v);
+            } /* anything but a string: -1, the default */
+            break;
+        case C_QTY:
+            if (!s->in_item) return SLOW;
+            TRY(conv_num(v, &x));
+            s->item_qty = x;
+            break;
+        default:
+            return SLOW;
+        }
+    }
+    return 0;
+}
+
+static int parse_object(P *s, Node *nd, int level);
+
+/* an array: count its elements; for records/items parse each object element */
+static int parse_array(P *s, Node *nd, int level, Py_ssize_t *count, double *items_total) {
+    Py_ssize_t n = 0;
+    double total = 0.0;
+    if (++s->depth > MAX_DEPTH) return SLOW;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p++;
+        s->depth--;
+        *count = 0;
+        if (items_total) *items_total = 0.0;
+        return 0;
+    }
+    for (;;) {
+        if (nd->kind == K_RECORDS) {
+            if (s->p >= s->end || *s->p != '{') return SLOW;
+            Group *g = &s->groups[nd->group];
+            if (lvec_push(&g->uidx, s->row) < 0) { s->oom = 1; return SLOW; }
+            for (int k = 0; k < g->ndbl; k++) if (dvec_push(&g->d[k], NAN) < 0) { s->oom = 1; return SLOW; }
+            for (int k = 0; k < g->ncode; k++) if (svec_push(&g->c[k], -1) < 0) { s->oom = 1; return SLOW; }
+            s->grp = g;
+            s->rec = g->uidx.n - 1;
+            TRY(parse_object(s, nd, 1));
+            s->grp = NULL;
+        } else if (nd->kind == K_ITEMS) {
+            if (s->p >= s->end || *s->p != '{') return SLOW;
+            s->in_item = 1;
+            s->item_qty = NAN;
+            TRY(parse_object(s, nd, 2));
+            s->in_item = 0;
+            double q = s->item_qty;
+            if (isnan(q) || q < 0 || q > 10000) q = 1.0;
+            total += q;
+        } else {
+            TRY(skip_value(s));
+        }
+        n++;
+        if (n > MAX_LIST) return SLOW;
+        skip_ws(s);
+        if (s->p >= s->end) return SLOW;
+        if (*s->p == ',') { s->p++; skip_ws(s); continue; }
+        if (*s->p == ']') { s->p++; break; }
+        return SLOW;
+    }
+    s->depth--;
+    (void)level;
+    *count = n;
+    if (items_total) *items_total = total;
+    return 0;
+}
+
+/* the value of a known key; level 0 = user, 1 = record, 2 = item */
+static int parse_member(P *s, Node *ch, int level) {
+    unsigned char c = s->p < s->end ? *s->p : 0;
+    switch (ch->kind) {
+    case K_OBJ:
+        if (c != '{') return SLOW; /* the reference refuses a non-object here */
+        return parse_object(s, ch, level);
+    case K_LEAF: {
+        /* the reference decodes a leaf fully: it refuses invalid UTF-8 and out-of-range numbers there */
+        Val v;
+        double x;
+        TRY(read_value(s, &v));
+        if (v.t == V_OBJ || v.t == V_ARR) return SLOW; /* a container where a value belongs: the reference decides */
+        if (v.t == V_STR && v.nonascii && !valid_utf8(v.s, v.n)) return SLOW;
+        if (v.t == V_NUM && !v.isint) TRY(number_value(&v, &x));
+        return level == 0 ? apply_user_leaf(s, ch, &v) : apply_record_leaf(s, ch, &v);
+    }
+    case K_LEN:
+    case K_RECORDS:
+    case K_ITEMS: {
+        Py_ssize_t count = 0;
+        double total = NAN;
+        int is_null = 0;
+        if (c == 'n') {
+            TRY(literal(s, "null", 4));
+            is_null = 1;
+        } else if (c == '[') {
+            if (ch->kind == K_RECORDS && level != 0) return SLOW;
+            if (ch->kind == K_ITEMS && level != 1) return SLOW;
+            Group *saved = s->grp;
+            Py_ssize_t saved_rec = s->rec;
+            TRY(parse_array(s, ch, level, &count, ch->kind == K_ITEMS ? &total : NULL));
+            s->grp = saved;
+            s->rec = saved_rec;
+        } else {
+            return SLOW; /* the reference refuses a non-list here */
+        }
+        for (int k = 0; k < ch->nout; k++) {
+            Out *o = &ch->out[k];
+            if (o->conv != C_LEN) return SLOW;
+            double x = is_null ? NAN : (double)count;
+            if (level == 0) s->ucols[o->slot].p[s->row] = x;
+            else if (level == 1) s->grp->d[o->slot].p[s->rec] = x;
+            else return SLOW;
+        }
+        if (ch->kind == K_ITEMS && ch->items_slot >= 0) {
+            if (level != 1) return SLOW;
+            s->grp->d[ch->items_slot].p[s->rec] = is_null ? NAN : total;
+        }
+        return 0;
+    }
+    }
+    return SLOW;
+}
+
+static int parse_object(P *s, Node *nd, int level) {
+    uint64_t inst = ++s->instance;
+    if (++s->depth > MAX_DEPTH) return SLOW;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') { s->p++; s->depth--; return 0; }
+    for (;;) {
+        Val k;
+        if (s->p >= s->end || *s->p != '"') return SLOW;
+        TRY(scan_string(s, &k));
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':') return SLOW;
+        s->p++;
+        skip_ws(s);
+        Node *ch = NULL;
+        if (k.esc) return SLOW; /* an escaped key may spell a known one */
+        if (k.nonascii && !valid_utf8(k.s, k.n)) return SLOW;
+        for (int i = 0; i < nd->nchild; i++) {
+            if (nd->keylen[i] == k.n && (k.n == 0 || nd->keys[i][0] == k.s[0]) && memcmp(nd->keys[i], k.s, k.n) == 0) {
+                ch = nd->child[i];
+                break;
+            }
+        }
+        if (ch) {
+            if (ch->stamp == inst) return SLOW; /* a repeated key: the reference keeps the last */
+            ch->stamp = inst;
+            TRY(parse_member(s, ch, level));
+        } else {
+            TRY(skip_value(s));
+        }
+        skip_ws(s);
+        if (s->p >= s->end) return SLOW;
+        if (*s->p == ',') { s->p++; skip_ws(s); continue; }
+        if (*s->p == '}') { s->p++; break; }
+        return SLOW;
+    }
+    s->depth--;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the plan: built from nested tuples                                  */
+/*   node = (kind, ((key: bytes, node), ...), ((conv, slot, (level: bytes, ...)), ...), group, items_slot) */
+
+static void free_node(Node *nd) {
+    if (!nd) return;
+    for (int i = 0; i < nd->nchild; i++) {
+        PyMem_Free(nd->keys[i]);
+        free_node(nd->child[i]);
+    }
+    PyMem_Free(nd->keys);
+    PyMem_Free(nd->keylen);
+    PyMem_Free(nd->child);
+    for (int k = 0; k < nd->nout; k++) {
+        for (int i = 0; i < nd->out[k].nlev; i++) PyMem_Free(nd->out[k].lev[i]);
+        PyMem_Free(nd->out[k].lev);
+        PyMem_Free(nd->out[k].levlen);
+    }
+    PyMem_Free(nd->out);
+    PyMem_Free(nd);
+}
+
+static char *copy_bytes(PyObject *b, Py_ssize_t *len) {
+    char *src;
+    if (PyBytes_AsStringAndSize(b, &src, len) < 0) return NULL;
+    char *dst = PyMem_Malloc(*len + 1);
+    if (!dst) { PyErr_NoMemory(); return NULL; }
+    memcpy(dst, src, *len);
+    dst[*len] = 0;
+    return dst;
+}
+
+static Node *build_node(PyObject *spec) {
+    PyObject *children, *outs;
+    int kind, group, items_slot;
+    if (!PyArg_ParseTuple(spec, "iO!O!ii", &kind, &PyTuple_Type, &children, &PyTuple_Type, &outs, &group, &items_slot))
+        return NULL;
+    Node *nd = PyMem_Calloc(1, sizeof(Node));
+    if (!nd) { PyErr_NoMemory(); return NULL; }
+    nd->kind = kind;
+    nd->group = group;
+    nd->items_slot = items_slot;
+    Py_ssize_t nc = PyTuple_GET_SIZE(children);
+    nd->keys = PyMem_Calloc(nc ? nc : 1, sizeof(char *));
+    nd->keylen = PyMem_Calloc(nc ? nc : 1, sizeof(Py_ssize_t));
+    nd->child = PyMem_Calloc(nc ? nc : 1, sizeof(Node *));
+    if (!nd->keys || !nd->keylen || !nd->child) { PyErr_NoMemory(); free_node(nd); return NULL; }
+    for (Py_ssize_t i = 0; i < nc; i++) {
+        PyObject *key, *sub;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(children, i), "O!O!", &PyBytes_Type, &key, &PyTuple_Type, &sub)) {
+            free_node(nd); return NULL;
+        }
+        nd->nchild = (int)i + 1;
+        if (!(nd->keys[i] = copy_bytes(key, &nd->keylen[i]))) { free_node(nd); return NULL; }
+        if (!(nd->child[i] = build_node(sub))) { free_node(nd); return NULL; }
+    }
+    Py_ssize_t no = PyTuple_GET_SIZE(outs);
+    nd->out = PyMem_Calloc(no ? no : 1, sizeof(Out));
+    if (!nd->out) { PyErr_NoMemory(); free_node(nd); return NULL; }
+    for (Py_ssize_t k = 0; k < no; k++) {
+        PyObject *levels;
+        Out *o = &nd->out[k];
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(outs, k), "iiO!", &o->conv, &o->slot, &PyTuple_Type, &levels)) {
+            free_node(nd); return NULL;
+        }
+        nd->nout = (int)k + 1;
+        Py_ssize_t nl = PyTuple_GET_SIZE(levels);
+        o->lev = PyMem_Calloc(nl ? nl : 1, sizeof(char *));
+        o->levlen = PyMem_Calloc(nl ? nl : 1, sizeof(Py_ssize_t));
+        if (!o->lev || !o->levlen) { PyErr_NoMemory(); free_node(nd); return NULL; }
+        for (Py_ssize_t i = 0; i < nl; i++) {
+            PyObject *lev = PyTuple_GET_ITEM(levels, i);
+            if (!PyBytes_Check(lev)) { PyErr_SetString(PyExc_TypeError, "levels must be bytes"); free_node(nd); return NULL; }
+            o->nlev = (int)i + 1;
+            if (!(o->lev[i] = copy_bytes(lev, &o->levlen[i]))) { free_node(nd); return NULL; }
+        }
+    }
+    return nd;
+}
+
+static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
+    PyObject *tree, *groups;
+    int nucols;
+    double latest;
+    static char *kwlist[] = {"tree", "n_user_columns", "groups", "latest", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!iO!d", kwlist, &PyTuple_Type, &tree, &nucols, &PyTuple_Type,
+                                     &groups, &latest))
+        return -1;
+    free_node(self->root);
+    self->root = NULL;
+    PyMem_Free(self->group_ndbl);
+    PyMem_Free(self->group_ncode);
+    self->group_ndbl = self->group_ncode = NULL;
+    self->ngroups = (int)PyTuple_GET_SIZE(groups);
+    self->group_ndbl = PyMem_Calloc(self->ngroups ? self->ngroups : 1, sizeof(int));
+    self->group_ncode = PyMem_Calloc(self->ngroups ? self->ngroups : 1, sizeof(int));
+    if (!self->group_ndbl || !self->group_ncode) { PyErr_NoMemory(); return -1; }
+    for (int g = 0; g < self->ngroups; g++) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(groups, g), "ii", &self->group_ndbl[g], &self->group_ncode[g])) return -1;
+    }
+    self->nucols = nucols;
+    self->latest = latest;
+    self->root = build_node(tree);
+    return self->root ? 0 : -1;
+}
+
+static void Scanner_dealloc(Scanner *self) {
+    free_node(self->root);
+    PyMem_Free(self->group_ndbl);
+    PyMem_Free(self->group_ncode);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* ------------------------------------------------------------------ */
+/* scanning a block                                                    */
+
+/* a bytearray (writable: numpy views of it can be patched in place) */
+static PyObject *bytes_of(const void *p, Py_ssize_t n) {
+    return PyByteArray_FromStringAndSize(n ? (const char *)p : "", n);
+}
+
+static int is_blank(const unsigned char *p, const unsigned char *end) {
+    /* bytes.strip() whitespace: space, \t, \n, \r, \x0b, \x0c */
+    for (; p < end; p++) {
+        unsigned char c = *p;
+        if (!(c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0x0b || c == 0x0c)) return 0;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(buffer) -> (status, slow, ids, user_columns, groups, bounds)\n\n"
+"Decode the newline-separated profile lines of ``buffer``. ``status`` has one byte per line\n"
+"(0 decoded, 1 slow: decode with the reference decoder, 2 blank); ``slow`` lists\n"
+"``(row, start, end)`` of the slow lines; rows are the non-blank lines. ``ids`` has the id of\n"
+"every decoded row (None for slow ones); ``user_columns`` are float64 buffers, one value per\n"
+"row; ``groups`` has ``(uidx, float64 buffers, int16 buffers)`` per event list; ``bounds``\n"
+"holds the start and end offset of each row's line (int64 pairs).");
+
+static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
+    Py_buffer buf;
+    if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *data = buf.buf, *end = data + buf.len;
+    PyObject *result = NULL, *status = NULL, *slow = NULL, *ids = NULL, *ucols_out = NULL, *groups_out = NULL;
+    DVec *ucols = PyMem_Calloc(self->nucols ? self->nucols : 1, sizeof(DVec));
+    Group *groups = PyMem_Calloc(self->ngroups ? self->ngroups : 1, sizeof(Group));
+    char *st = NULL;
+    LVec bounds = {0};
+    Py_ssize_t nlines = 0, cap_lines = 4096, row = 0;
+    if (!ucols || !groups) { PyErr_NoMemory(); goto done; }
+    for (int g = 0; g < self->ngroups; g++) {
+        groups[g].ndbl = self->group_ndbl[g];
+        groups[g].ncode = self->group_ncode[g];
+        groups[g].d = PyMem_Calloc(groups[g].ndbl ? groups[g].ndbl : 1, sizeof(DVec));
+        groups[g].c = PyMem_Calloc(groups[g].ncode ? groups[g].ncode : 1, sizeof(SVec));
+        if (!groups[g].d || !groups[g].c) { PyErr_NoMemory(); goto done; }
+    }
+    st = PyMem_Malloc(cap_lines);
+    slow = PyList_New(0);
+    ids = PyList_New(0);
+    if (!st || !slow || !ids) { PyErr_NoMemory(); goto done; }
+
+    P s;
+    memset(&s, 0, sizeof(s));
+    s.sc = self;
+    s.instance = self->instance;
+    s.ucols = ucols;
+    s.groups = groups;
+    const unsigned char *line = data;
+    while (line < end) {
+        const unsigned char *nl = memchr(line, '\n', end - line);
+        const unsigned char *lend = nl ? nl : end;
+        const unsigned char *p = line;
+        if (nlines == cap_lines) {
+            cap_lines *= 2;
+            char *n2 = PyMem_Realloc(st, cap_lines);
+            if (!n2) { PyErr_NoMemory(); goto done; }
+            st = n2;
+        }
+        if (lend - p >= 3 && p[0] == 0xEF && p[1] == 0xBB && p[2] == 0xBF) p += 3;
+        if (is_blank(p, lend)) {
+            st[nlines++] = ST_BLANK;
+        } else {
+            /* a new row: every user-level column starts missing */
+            if (lvec_push(&bounds, line - data) < 0 || lvec_push(&bounds, lend - data) < 0) { PyErr_NoMemory(); goto done; }
+            for (int k = 0; k < self->nucols; k++) {
+                if (dvec_push(&ucols[k], NAN) < 0) { PyErr_NoMemory(); goto done; }
+            }
+            Py_ssize_t mark[64];
+            Py_ssize_t *marks = self->ngroups <= 64 ? mark : PyMem_Malloc(self->ngroups * sizeof(Py_ssize_t));
+            if (!marks) { PyErr_NoMemory(); goto done; }
+            for (int g = 0; g < self->ngroups; g++) marks[g] = groups[g].uidx.n;
+            s.p = p;
+            s.end = lend;
+            s.depth = 0;
+            s.row = row;
+            s.grp = NULL;
+            s.in_item = 0;
+            s.has_id = 0;
+            s.oom = 0;
+            int rc = SLOW;
+            skip_ws(&s);
+            if (s.p < s.end && *s.p == '{') {
+                rc = parse_object(&s, self->root, 0);
+                if (rc == 0) {
+                    skip_ws(&s);
+                    if (s.p != s.end || !s.has_id) rc = SLOW;
+                }
+            }
+            if (s.oom) {
+                if (marks != mark) PyMem_Free(marks);
+                PyErr_NoMemory();
+                goto done;
+            }
+            PyObject *id;
+            if (rc == 0) {
+                id = PyUnicode_DecodeASCII((const char *)s.id, s.idlen, NULL);
+                st[nlines] = ST_OK;
+            } else {
+                /* roll back this row's events and values: the reference decoder reads the line */
+                for (int g = 0; g < self->ngroups; g++) {
+                    Py_ssize_t m = marks[g];
+                    groups[g].uidx.n = m;
+                    for (int k = 0; k < groups[g].ndbl; k++) groups[g].d[k].n = m;
+                    for (int k = 0; k < groups[g].ncode; k++) groups[g].c[k].n = m;
+                }
+                for (int k = 0; k < self->nucols; k++) ucols[k].p[row] = NAN;
+                id = Py_NewRef(Py_None);
+                st[nlines] = ST_SLOW;
+                PyObject *t = Py_BuildValue("(nnn)", row, (Py_ssize_t)(line - data), (Py_ssize_t)(lend - data));
+                if (!t || PyList_Append(slow, t) < 0) { Py_XDECREF(t); Py_XDECREF(id); if (marks != mark) PyMem_Free(marks); goto done; }
+                Py_DECREF(t);
+            }
+            if (marks != mark) PyMem_Free(marks);
+            if (!id || PyList_Append(ids, id) < 0) { Py_XDECREF(id); goto done; }
+            Py_DECREF(id);
+            nlines++;
+            row++;
+        }
+        if (!nl) break;
+        line = nl + 1;
+    }
+
+    self->instance = s.instance;
+    status = PyBytes_FromStringAndSize(nlines ? st : "", nlines);
+    ucols_out = PyTuple_New(self->nucols);
+    groups_out = PyTuple_New(self->ngroups);
+    if (!status || !ucols_out || !groups_out) goto done;
+    for (int k = 0; k < self->nucols; k++) {
+        PyObject *b = bytes_of(ucols[k].p, row * (Py_ssize_t)sizeof(double));
+        if (!b) goto done;
+        PyTuple_SET_ITEM(ucols_out, k, b);
+    }
+    for (int g = 0; g < self->ngroups; g++) {
+        Group *gr = &groups[g];
+        PyObject *d = PyTuple_New(gr->ndbl), *c = PyTuple_New(gr->ncode);
+        PyObject *u = bytes_of(gr->uidx.p, gr->uidx.n * (Py_ssize_t)sizeof(int64_t));
+        if (!d || !c || !u) { Py_XDECREF(d); Py_XDECREF(c); Py_XDECREF(u); goto done; }
+        for (int k = 0; k < gr->ndbl; k++) PyTuple_SET_ITEM(d, k, bytes_of(gr->d[k].p, gr->uidx.n * (Py_ssize_t)sizeof(double)));
+        for (int k = 0; k < gr->ncode; k++) PyTuple_SET_ITEM(c, k, bytes_of(gr->c[k].p, gr->uidx.n * (Py_ssize_t)sizeof(int16_t)));
+        PyObject *t = PyTuple_Pack(3, u, d, c);
+        Py_DECREF(u); Py_DECREF(d); Py_DECREF(c);
+        if (!t) goto done;
+        PyTuple_SET_ITEM(groups_out, g, t);
+    }
+    PyObject *bounds_out = bytes_of(bounds.p, bounds.n * (Py_ssize_t)sizeof(int64_t));
+    if (!bounds_out) goto done;
+    result = PyTuple_Pack(6, status, slow, ids, ucols_out, groups_out, bounds_out);
+    Py_DECREF(bounds_out);
+
+done:
+    Py_XDECREF(status);
+    Py_XDECREF(slow);
+    Py_XDECREF(ids);
+    Py_XDECREF(ucols_out);
+    Py_XDECREF(groups_out);
+    PyMem_Free(st);
+    PyMem_Free(bounds.p);
+    if (ucols) {
+        for (int k = 0; k < self->nucols; k++) PyMem_Free(ucols[k].p);
+        PyMem_Free(ucols);
+    }
+    if (groups) {
+        for (int g = 0; g < self->ngroups; g++) {
+            PyMem_Free(groups[g].uidx.p);
+            if (groups[g].d) for (int k = 0; k < groups[g].ndbl; k++) PyMem_Free(groups[g].d[k].p);
+            if (groups[g].c) for (int k = 0; k < groups[g].ncode; k++) PyMem_Free(groups[g].c[k].p);
+            PyMem_Free(groups[g].d);
+            PyMem_Free(groups[g].c);
+        }
+        PyMem_Free(groups);
+    }
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)Scanner_scan, METH_O, scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "sightlines._native._scanner.Scanner",
+    .tp_doc = PyDoc_STR("Scanner(tree, n_user_columns, groups, latest): the compiled fast path of one decoding plan"),
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_methods = Scanner_methods,
+};
+
+static struct PyModuleDef scanner_module = {
+    PyModuleDef_HEAD_INIT, "_scanner", "Compiled fast path of the profile decoder (see sightlines/_columnar.py).", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__scanner(void) {
+    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&scanner_module);
+    if (!m) return NULL;
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(m, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "K_OBJ", K_OBJ);
+    PyModule_AddIntConstant(m, "K_LEAF", K_LEAF);
+    PyModule_AddIntConstant(m, "K_LEN", K_LEN);
+    PyModule_AddIntConstant(m, "K_RECORDS", K_RECORDS);
+    PyModule_AddIntConstant(m, "K_ITEMS", K_ITEMS);
+    PyModule_AddIntConstant(m, "C_NUM", C_NUM);
+    PyModule_AddIntConstant(m, "C_TIME", C_TIME);
+    PyModule_AddIntConstant(m, "C_CAT", C_CAT);
+    PyModule_AddIntConstant(m, "C_ID", C_ID);
+    PyModule_AddIntConstant(m, "C_LEN", C_LEN);
+    PyModule_AddIntConstant(m, "C_RCODE", C_RCODE);
+    PyModule_AddIntConstant(m, "C_QTY", C_QTY);
+    return m;
+}
