@@ -25,7 +25,8 @@ find_python() {
 
 ensure_env() {
   local stamp
-  stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+  # the compiled decoder (setup.py, sightlines/_native/*.c) is rebuilt whenever its source changes
+  stamp="$VENV/.installed-$(cat requirements.lock pyproject.toml setup.py sightlines/_native/*.c | sha256sum | cut -c1-16)"
   if [ -f "$stamp" ]; then return 0; fi
   echo ">> setting up $VENV (pinned by requirements.lock)" >&2
   if [ ! -x "$VENV/bin/python" ]; then

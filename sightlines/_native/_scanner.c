@@ -198,6 +198,8 @@ static int scan_string(P *s, Val *v) {
             unsigned char e = p[1];
             if (e == 'u') {
                 if (p + 5 >= end || !hexd(p[2]) || !hexd(p[3]) || !hexd(p[4]) || !hexd(p[5])) return SLOW;
+                /* a surrogate (paired or not): the reference checks the pairing, even in skipped text */
+                if ((p[2] | 0x20) == 'd' && (p[3] >= '8' || (p[3] | 0x20) >= 'a')) return SLOW;
                 p += 6;
             } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' || e == 'r' || e == 't') {
                 p += 2;

@@ -1,0 +1,266 @@
+"""The compiled decoder gives exactly what the reference decoder gives, on good and on mangled input.
+
+The reference is ``decode_block`` + ``chunk_from_users`` (msgspec typed
+records, a lenient path for bad input, numpy columns). The compiled scanner
+must produce the same ids, line numbers, bad records, counts and column
+values, bit for bit, whatever the input: these tests compare the two on a
+generated snapshot, on thousands of randomly mangled lines, and end to end
+through ``extract``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import random
+
+import numpy as np
+import orjson
+import pyarrow.parquet as pq
+import pytest
+
+from sightlines._decode import build_plan
+from sightlines._fastdecode import BlockDecoder, available, decode_to_chunk, make_decoder
+from sightlines._timeparse import end_of_day
+from sightlines.pipeline import extract
+from sightlines.pipeline._extract import learn_client_schema
+from sightlines.config import ClientConfig
+from sightlines.profiles import iter_line_blocks, raw_files
+from sightlines.synth import generate_client
+
+DATE = "2026-11-24"
+LATEST = end_of_day(dt.date(2026, 11, 24)) + 86400.0
+
+
+def test_the_compiled_scanner_is_built():
+    # ./dev.sh builds it; without it extraction silently runs at the reference decoder's speed
+    assert available(), "sightlines._native._scanner is not built (is a C compiler installed?)"
+
+
+def _same(a, b, what: str) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.shape == b.shape and a.dtype == b.dtype, f"{what}: {a.shape}/{a.dtype} vs {b.shape}/{b.dtype}"
+    if a.dtype.kind == "f":  # bit for bit, NaN equal to NaN
+        ok = (np.isnan(a) & np.isnan(b)) | (a.view(f"i{a.itemsize}") == b.view(f"i{b.itemsize}"))
+    else:
+        ok = a == b
+    bad = np.flatnonzero(~ok)[:5]
+    assert ok.all(), f"{what} differs at {bad.tolist()}: {a[bad].tolist()} vs {b[bad].tolist()}"
+
+
+def assert_same_result(fast, ref) -> None:
+    (fb, fc), (rb, rc) = fast, ref
+    assert [b.to_dict() for b in fb.bad] == [b.to_dict() for b in rb.bad]
+    assert fb.ids == rb.ids
+    assert list(fb.lines) == list(rb.lines)
+    assert (fb.blank, fb.lenient) == (rb.blank, rb.lenient)
+    assert fc.user_ids == rc.user_ids
+    assert set(fc.scalars) == set(rc.scalars) and set(fc.lists) == set(rc.lists)
+    for k in rc.scalars:
+        _same(fc.scalars[k], rc.scalars[k], f"scalar {k}")
+    for k in rc.lists:
+        _same(fc.lists[k], rc.lists[k], f"list {k}")
+    _same(fc.created, rc.created, "created")
+    _same(fc.optout, rc.optout, "optout")
+    assert set(fc.events) == set(rc.events)
+    for path, e in rc.events.items():
+        f = fc.events[path]
+        _same(f.uidx, e.uidx, f"{path} uidx")
+        _same(f.t, e.t, f"{path} t")
+        for attr in ("values", "flag_times", "codes"):
+            mine, theirs = getattr(f, attr), getattr(e, attr)
+            assert set(mine) == set(theirs), (path, attr)
+            for k in theirs:
+                _same(mine[k], theirs[k], f"{path} {attr} {k}")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """A generated client with the generator's bad records and oddities, and its learned schema."""
+    from sightlines.storage import Storage
+
+    storage = Storage(str(tmp_path_factory.mktemp("fastdecode") / "root"))
+    store = storage.client("acme")
+    generate_client(store, users=3000, date=DATE, seed=11, bad_fraction=0.01, workers=1)
+    schema = learn_client_schema(store, DATE, ClientConfig(), save=False)
+    plan = build_plan(schema, schema.roles, labels=True)
+    return storage, store, schema, plan
+
+
+def _compare(buf: bytes, schema, plan, *, first: int = 1, seen_fast=None, seen_ref=None):
+    decoder = BlockDecoder(plan, schema, schema.roles, latest=LATEST)
+    fast = decode_to_chunk(buf, first, "f.ndjson", plan, schema, {} if seen_fast is None else seen_fast,
+                           latest=LATEST, roles=schema.roles, decoder=decoder)
+    ref = decode_to_chunk(buf, first, "f.ndjson", plan, schema, {} if seen_ref is None else seen_ref,
+                          latest=LATEST, roles=schema.roles)
+    assert_same_result(fast, ref)
+    return fast, decoder
+
+
+def test_a_generated_snapshot_decodes_identically(generated):
+    _, store, schema, plan = generated
+    decoder = BlockDecoder(plan, schema, schema.roles, latest=LATEST)
+    seen_fast: dict[str, int] = {}
+    seen_ref: dict[str, int] = {}
+    users = slow = 0
+    for key in raw_files(store, DATE):
+        for _, first, buf in iter_line_blocks(store, key, block_bytes=256 << 10, raw=True):
+            fast = decode_to_chunk(buf, first, "f", plan, schema, seen_fast, latest=LATEST, roles=schema.roles,
+                                   decoder=decoder)
+            ref = decode_to_chunk(buf, first, "f", plan, schema, seen_ref, latest=LATEST, roles=schema.roles)
+            assert_same_result(fast, ref)
+            users += len(fast[0].ids)
+            slow += len(decoder.scanner.scan(buf)[1])
+    assert users >= 2900
+    # the oddities and bad records take the reference path; ordinary profiles must not
+    assert slow < 0.05 * users, f"{slow} of {users} lines fell back to the reference decoder"
+
+
+# ---------------------------------------------------------------------------
+# mangled input
+# ---------------------------------------------------------------------------
+
+_ODD_VALUES = [
+    None, True, False, 0, -0, -0.0, 1, -1, 3.5, 1e300, 10**17, 10**30, "", " ", "x", "3.5", "1e3", "NaN",
+    "2026-11-20T10:00:00Z", "2026-11-20T10:00:00", "2026-11-20 10:00:00Z", "2026-11-20T10:00:00.123Z",
+    "2026-11-20T10:00:00.5Z", "2026-11-20T10:00:00+02:00", "2026-11-20T10:00:00-05:30", "2026-11-20T10:00:60Z",
+    "2026-02-30T10:00:00Z", "2024-02-29T23:59:59Z", "1969-12-31T23:59:59Z", "2099-01-01T00:00:00Z",
+    "2026-11-20T10:00:00+24:00", "2026-11-20", "  2026-11-20T10:00:00Z ", "2026-11-20T10:00:00Zjunk",
+    "2026-11-20T10:00:00.123456789Z", "2026-11-20T10:00:00.123+01:00", "20261120", "ünïcode", "é",
+    "2026-11-20T10:00:00Z\u00e9", 1764000000, 1764000000.25, -5, 4e18, [], [1, 2], {}, {"a": 1},
+    {"time": "2026-11-20T10:00:00Z"}, [{"time": "2026-11-20T10:00:00Z"}], ["a", "b", "c"], "gold", "silver",
+    "email", "sms", "push", 12.34, 0.1, 1.0000000000000002, 123456789012345, 1234567890123456,
+]
+
+_RAW_VALUES = [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999", b"123456789012345678901234567890",
+               b"\"\\u0067old\"", b"\"\\ud83d\\ude00\"", b"\"\\udc00x\"", b"\"gold\\n\"", b"\"\\ud800\"", b"\"\xff\xfe\"", b"\"caf\xc3\xa9\"",
+               b"\"\xc3\"", b"\"\\q\"", b"-0", b"0.0e0", b"1E2", b"1.5e-3", b"00", b"1.", b".5", b"+1",
+               b"tru", b"nul", b"[1,]", b"{\"a\":}", b"\"\x01\"", b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+               b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"]
+
+
+def _paths(obj, depth=0):
+    """Every (container, key) pair of a decoded profile (down to 40 levels), for picking a place to mangle."""
+    out = []
+    if depth > 40:
+        return out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.append((obj, k))
+            out.extend(_paths(v, depth + 1))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out.append((obj, i))
+            out.extend(_paths(v, depth + 1))
+    return out
+
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _mangle(line: bytes, rng: random.Random) -> bytes:
+    """One random kind of damage to one profile line."""
+    kind = rng.randrange(10)
+    if kind == 0:  # raw bytes somewhere in the text
+        cut = rng.randrange(len(line) + 1)
+        return line[:cut] + rng.choice(_RAW_VALUES + [b"\n", b"\r", b"\t", b" ", b"\xef\xbb\xbf", b","]) + line[cut:]
+    if kind == 1:  # truncated
+        return line[: rng.randrange(len(line) + 1)]
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return line
+    if not isinstance(obj, dict):
+        return line
+    places = _paths(obj)
+    if kind in (2, 3, 4, 5, 6) and places:  # a value replaced by an odd one (several times)
+        for _ in range(rng.randrange(1, 4)):
+            container, key = rng.choice(places)
+            try:
+                container[key] = copy.deepcopy(rng.choice(_ODD_VALUES))
+            except (TypeError, IndexError):
+                pass
+            places = _paths(obj)
+            if not places:
+                break
+        return _dumps(obj)
+    if kind == 7 and places:  # a raw token in place of a value
+        container, key = rng.choice(places)
+        marker = "__RAW__"
+        try:
+            container[key] = marker
+        except (TypeError, IndexError):
+            return line
+        return _dumps(obj).replace(b'"__RAW__"', rng.choice(_RAW_VALUES), 1)
+    if kind == 8:  # a repeated key (the last one wins in the reference)
+        text = _dumps(obj)
+        extra = rng.choice([b'"id":"dup"', b'"created":"2026-01-01T00:00:00Z"', b'"purchases":[]',
+                            b'"optout":{"time":"2026-11-01T00:00:00Z"}', b'"vars":{}'])
+        return text[:1] + extra + b"," + text[1:] if len(text) > 2 else text
+    # kind 9: the id changed (missing, numeric, padded, repeated, huge)
+    obj["id"] = rng.choice([None, 7, -7, 0, 1.5, "  u-1  ", "u-000001", "", "x" * 300, "é-1", True, {"v": 1}])
+    if rng.random() < 0.3:
+        del obj["id"]
+    return _dumps(obj)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_mangled_lines_decode_identically(generated, seed):
+    _, store, schema, plan = generated
+    rng = random.Random(seed)
+    good = []
+    for key in raw_files(store, DATE):
+        for _, _, lines in iter_line_blocks(store, key):
+            good.extend(x for x in lines if x.strip())
+    lines = []
+    for _ in range(800):
+        line = rng.choice(good)
+        if rng.random() < 0.6:
+            line = _mangle(line, rng)
+            if rng.random() < 0.2:
+                line = _mangle(line, rng)
+        lines.append(line)
+    lines.insert(rng.randrange(len(lines)), b"")
+    lines.insert(rng.randrange(len(lines)), b"  \t ")
+    buf = b"\n".join(lines) + (b"\n" if seed % 2 else b"")
+    (block, _), decoder = _compare(buf, schema, plan, first=17)
+    assert block.bad and block.lenient  # the mangling did reach both paths
+
+
+def test_blocks_share_the_ids_seen_so_far(generated):
+    _, store, schema, plan = generated
+    key = raw_files(store, DATE)[0]
+    lines = next(iter_line_blocks(store, key))[2][:50]
+    seen_fast: dict[str, int] = {}
+    seen_ref: dict[str, int] = {}
+    _compare(b"\n".join(lines[:30]) + b"\n", schema, plan, seen_fast=seen_fast, seen_ref=seen_ref)
+    (block, _), _ = _compare(b"\n".join(lines[20:]) + b"\n", schema, plan, first=31, seen_fast=seen_fast,
+                             seen_ref=seen_ref)
+    assert sum(b.kind == "duplicate_id" for b in block.bad) == 10
+    assert seen_fast == seen_ref
+
+
+def test_extract_writes_the_same_table_with_either_decoder(generated, monkeypatch, tmp_path):
+    storage, store, schema, plan = generated
+    tables = {}
+    for mode in ("compiled", "python"):
+        monkeypatch.setenv("SIGHTLINES_DECODER", mode)
+        assert (make_decoder(plan, schema, schema.roles, latest=LATEST) is None) == (mode == "python")
+        result = extract("acme", DATE, storage, workers=2, config=ClientConfig(bad_fraction_max=0.2))
+        keys = store.dataset_files(store.features(DATE), ".parquet")
+        parts = []
+        for k in keys:
+            with store.open(k) as f:
+                parts.append(pq.read_table(f))
+        tables[mode] = (result.details["bad_by_kind"], result.n_records, parts)
+    assert tables["compiled"][:2] == tables["python"][:2]
+    assert len(tables["compiled"][2]) == len(tables["python"][2])
+    for a, b in zip(tables["compiled"][2], tables["python"][2]):
+        assert a.schema == b.schema
+        for name in a.column_names:
+            if name == "user_id":
+                assert a.column(name).to_pylist() == b.column(name).to_pylist()
+            else:
+                _same(a.column(name).to_numpy(), b.column(name).to_numpy(), name)
