@@ -12,7 +12,7 @@ setup(
         Extension(
             "sightlines._native._scanner",
             sources=["sightlines/_native/_scanner.c"],
-            extra_compile_args=["-O2", "-std=c11", "-Wall", "-Wno-unused-parameter"],
+            extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wno-unused-parameter"],
             optional=True,
         )
     ]

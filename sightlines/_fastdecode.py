@@ -192,7 +192,7 @@ class BlockDecoder:
         status = np.frombuffer(status_b, dtype=np.uint8)
         nonblank = np.flatnonzero(status != 2)
         lines = nonblank + first_lineno
-        out = DecodedBlock(blank=len(status) - len(nonblank))
+        out = DecodedBlock(blank=len(status) - len(nonblank), n_lines=len(status))
         ucols = [np.frombuffer(c, dtype=np.float64) for c in ucols_b]
         groups = []
         for (path, dbl, codes), (uidx_b, d_b, c_b) in zip(self.groups, groups_b):
@@ -311,7 +311,7 @@ def make_decoder(plan: Plan, schema: Schema | None, roles: Roles, *, latest: flo
         return None
 
 
-def decode_to_chunk(buf: bytes, first_lineno: int, file_name: str, plan: Plan, schema: Schema | None,
+def decode_to_chunk(buf: bytes | memoryview, first_lineno: int, file_name: str, plan: Plan, schema: Schema | None,
                     seen: dict[str, int], *, latest: float, roles: Roles,
                     decoder: BlockDecoder | None = None) -> tuple[DecodedBlock, Chunk]:
     """A block of raw lines -> (its good ids, bad records and counts; the chunk of its good users).
@@ -321,10 +321,11 @@ def decode_to_chunk(buf: bytes, first_lineno: int, file_name: str, plan: Plan, s
     """
     if decoder is not None:
         return decoder.decode(buf, first_lineno, file_name, seen, id_path=roles.id)
-    lines = buf.split(b"\n")
+    lines = bytes(buf).split(b"\n")
     if lines and not lines[-1]:
         lines.pop()
     block = decode_block(lines, first_lineno, file_name, plan, seen, id_path=roles.id)
+    block.n_lines = len(lines)
     chunk = chunk_from_users(block.users, block.ids, plan, schema, latest=latest, roles=roles)
     block.users = []  # the typed records are no longer needed
     return block, chunk

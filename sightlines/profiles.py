@@ -31,7 +31,7 @@ from ._decode import Plan, parse_json_line
 from .errors import DataQualityError
 from .storage import ClientStore
 
-__all__ = ["BadRecord", "DecodedBlock", "raw_files", "iter_line_blocks", "decode_block", "usable_id", "RAW_SUFFIXES"]
+__all__ = ["BadRecord", "DecodedBlock", "raw_files", "iter_line_blocks", "RawBlocks", "decode_block", "usable_id", "RAW_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,8 @@ class DecodedBlock:
     bad: list[BadRecord] = field(default_factory=list)
     blank: int = 0
     lenient: int = 0
+    #: lines in the block (blank and bad ones included), when the decoder counted them
+    n_lines: int | None = None
 
 
 def raw_files(store: ClientStore, date: str) -> list[str]:
@@ -83,18 +85,16 @@ def _open_text_stream(store: ClientStore, key: str) -> IO[bytes]:
 
 
 def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20, max_lines: int | None = None,
-                     select: Callable[[int], bool] | None = None, raw: bool = False) -> Iterator[tuple[int, int, Any]]:
+                     select: Callable[[int], bool] | None = None) -> Iterator[tuple[int, int, list[bytes]]]:
     """Yield ``(block_index, first_line_number, lines)`` blocks of a snapshot file (1-based line numbers).
 
     The decompressed stream is read ``block_bytes`` at a time and cut at the
     last newline, so blocks are the same whoever reads the file; memory stays
     flat whatever its size. With ``select``, only blocks whose index it
     accepts are split into lines (the others are only counted), which lets
-    several processes share one file. With ``raw=True`` a block is the bytes
-    of its lines, newlines included, unsplit (the compiled decoder splits them).
+    several processes share one file. :class:`RawBlocks` reads the same
+    blocks without splitting them.
     """
-    if raw and max_lines is not None:
-        raise ValueError("max_lines needs split lines (raw=False)")
     lineno = 1
     rest = b""
     index = 0
@@ -103,24 +103,13 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
             try:
                 data = f.read(block_bytes)
             except (EOFError, OSError, zlib.error) as exc:  # truncated or not gzip at all
-                raise DataQualityError(
-                    f"{store.url_of(key)}: the file is damaged ({type(exc).__name__}: {exc}; {lineno - 1:,} "
-                    "line(s) read before the damage); nothing of this snapshot was published as good. "
-                    "Re-export the file (the original stays where it is).", path=key) from None
+                raise _damaged(store, key, exc, lineno) from None
             if not data:
                 break
             data = rest + data
             if select is not None and not select(index):
                 cut = data.rfind(b"\n") + 1
                 lineno += data.count(b"\n", 0, cut)
-                rest = data[cut:]
-                index += 1
-                continue
-            if raw:
-                cut = data.rfind(b"\n") + 1
-                if cut:
-                    yield index, lineno, data[:cut] if cut < len(data) else data
-                    lineno += data.count(b"\n", 0, cut)
                 rest = data[cut:]
                 index += 1
                 continue
@@ -134,7 +123,74 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
                 lineno += len(lines)
             index += 1
         if rest and (select is None or select(index)):
-            yield index, lineno, rest if raw else [rest]
+            yield index, lineno, [rest]
+
+
+def _damaged(store: ClientStore, key: str, exc: BaseException, lineno: int) -> DataQualityError:
+    return DataQualityError(
+        f"{store.url_of(key)}: the file is damaged ({type(exc).__name__}: {exc}; {lineno - 1:,} "
+        "line(s) read before the damage); nothing of this snapshot was published as good. "
+        "Re-export the file (the original stays where it is).", path=key)
+
+
+class RawBlocks:
+    """The blocks of :func:`iter_line_blocks`, unsplit: ``(block_index, first_line_number, view)``.
+
+    ``view`` is a memoryview of the block's whole lines (newlines included)
+    inside one buffer that is reused for the next block: use it (or copy
+    from it) before asking for the next one. Decompression writes straight
+    into that buffer, which saves two copies and the page faults of a fresh
+    16 MB object per block. A consumer that knows how many lines the block
+    had (the compiled decoder does) may set :attr:`n_lines`, which saves
+    counting them again.
+
+    Examples
+    --------
+    >>> from sightlines.storage import Storage
+    >>> store = Storage("memory://doctest-raw").client("acme")
+    >>> store.write_bytes("raw/2026-11-24/a.ndjson", b'{"id": 1}\\n\\n{"id": 2}\\n{"id": 3}')
+    >>> [(i, first, bytes(v)) for i, first, v in RawBlocks(store, "raw/2026-11-24/a.ndjson", block_bytes=12)]
+    [(0, 1, b'{"id": 1}\\n\\n'), (1, 3, b'{"id": 2}\\n'), (3, 4, b'{"id": 3}')]
+    """
+
+    def __init__(self, store: ClientStore, key: str, *, block_bytes: int = 4 << 20,
+                 select: Callable[[int], bool] | None = None):
+        self.store, self.key, self.block_bytes, self.select = store, key, block_bytes, select
+        self.n_lines: int | None = None
+
+    def __iter__(self) -> Iterator[tuple[int, int, memoryview]]:
+        block = self.block_bytes
+        buf = bytearray(2 * block)
+        have = 0  # bytes carried over from the previous block (a line not yet ended)
+        lineno = 1
+        index = 0
+        with _open_text_stream(self.store, self.key) as f:
+            while True:
+                if len(buf) < have + block:  # a line longer than a block: a bigger buffer (views may pin the old one)
+                    bigger = bytearray(2 * (have + block))
+                    bigger[:have] = buf[:have]
+                    buf = bigger
+                try:
+                    with memoryview(buf) as mv:
+                        got = f.readinto(mv[have:have + block])
+                except (EOFError, OSError, zlib.error) as exc:  # truncated or not gzip at all
+                    raise _damaged(self.store, self.key, exc, lineno) from None
+                if not got:
+                    break
+                end = have + got
+                cut = buf.rfind(b"\n", 0, end) + 1
+                if cut and (self.select is None or self.select(index)):
+                    self.n_lines = None
+                    yield index, lineno, memoryview(buf)[:cut]
+                    lineno += self.n_lines if self.n_lines is not None else buf.count(b"\n", 0, cut)
+                elif cut:
+                    lineno += buf.count(b"\n", 0, cut)
+                buf[:end - cut] = buf[cut:end]
+                have = end - cut
+                index += 1
+            if have and (self.select is None or self.select(index)):
+                self.n_lines = None
+                yield index, lineno, memoryview(buf)[:have]
 
 
 def _text(line: bytes) -> str:

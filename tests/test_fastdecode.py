@@ -11,6 +11,7 @@ through ``extract``.
 from __future__ import annotations
 
 import copy
+import gzip
 import datetime as dt
 import json
 import random
@@ -26,7 +27,7 @@ from sightlines._timeparse import end_of_day
 from sightlines.pipeline import extract
 from sightlines.pipeline._extract import learn_client_schema
 from sightlines.config import ClientConfig
-from sightlines.profiles import iter_line_blocks, raw_files
+from sightlines.profiles import RawBlocks, iter_line_blocks, raw_files
 from sightlines.synth import generate_client
 
 DATE = "2026-11-24"
@@ -105,7 +106,7 @@ def test_a_generated_snapshot_decodes_identically(generated):
     seen_ref: dict[str, int] = {}
     users = slow = 0
     for key in raw_files(store, DATE):
-        for _, first, buf in iter_line_blocks(store, key, block_bytes=256 << 10, raw=True):
+        for _, first, buf in RawBlocks(store, key, block_bytes=256 << 10):
             fast = decode_to_chunk(buf, first, "f", plan, schema, seen_fast, latest=LATEST, roles=schema.roles,
                                    decoder=decoder)
             ref = decode_to_chunk(buf, first, "f", plan, schema, seen_ref, latest=LATEST, roles=schema.roles)
@@ -264,3 +265,22 @@ def test_extract_writes_the_same_table_with_either_decoder(generated, monkeypatc
                 assert a.column(name).to_pylist() == b.column(name).to_pylist()
             else:
                 _same(a.column(name).to_numpy(), b.column(name).to_numpy(), name)
+
+
+@pytest.mark.parametrize("block_bytes", [7, 64, 1000])
+@pytest.mark.parametrize("gz", [True, False])
+def test_raw_blocks_are_the_line_blocks_unsplit(storage, block_bytes, gz):
+    store = storage.client("acme")
+    rng = random.Random(block_bytes)
+    lines = [b'{"id": "%d"}' % i + b" " * rng.randrange(40) for i in range(60)]
+    lines[10] = b'{"id": "long", "x": "' + b"y" * 5000 + b'"}'
+    lines[20] = b""
+    data = b"\n".join(lines)  # no newline at the end
+    key = f"raw/{DATE}/a.ndjson" + (".gz" if gz else "")
+    store.write_bytes(key, gzip.compress(data) if gz else data)
+    for select in (None, lambda i: i % 3 == 1):
+        # the file's last line has no newline
+        split = [(i, first, b"\n".join(ls) + (b"" if first + len(ls) - 1 == len(lines) else b"\n"))
+                 for i, first, ls in iter_line_blocks(store, key, block_bytes=block_bytes, select=select)]
+        raw = [(i, first, bytes(v)) for i, first, v in RawBlocks(store, key, block_bytes=block_bytes, select=select)]
+        assert raw == split

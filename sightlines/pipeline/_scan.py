@@ -31,7 +31,7 @@ from .._resources import worker_env
 from ..config import Roles
 from .._fastdecode import decode_to_chunk, make_decoder
 from ..features import Chunk
-from ..profiles import DecodedBlock, iter_line_blocks
+from ..profiles import DecodedBlock, RawBlocks
 from ..schema import Schema
 from ..storage import ClientStore, Storage
 
@@ -126,12 +126,14 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
     decoder = make_decoder(plan, schema, roles, latest=spec.latest)
     seen: dict[str, int] = {}
     current = -1
-    for index, first, buf in iter_line_blocks(store, share.key, block_bytes=spec.block_bytes, select=mine, raw=True):
+    blocks = RawBlocks(store, share.key, block_bytes=spec.block_bytes, select=mine)
+    for index, first, buf in blocks:
         segment = index // seg_blocks
         if segment != current:
             seen, current = {}, segment
         block, chunk = decode_to_chunk(buf, first, share.name, plan, schema, seen, latest=spec.latest, roles=roles,
                                        decoder=decoder)
+        blocks.n_lines = block.n_lines
         yield segment, block, chunk
 
 
