@@ -220,12 +220,20 @@ class BlockDecoder:
             self._patch_slow(buf, slow, lines, file_name, id_path, chunk, ids, bad_at, out)
         # ids in line order: drop lines that are bad, and ids already seen (the first occurrence stays)
         line_list = lines.tolist()
-        if not bad_at and None not in ids:
-            fresh = dict(zip(ids, line_list))
-            if len(fresh) == len(ids) and seen.keys().isdisjoint(fresh):  # the usual block: nothing repeats
-                seen.update(fresh)
-                out.ids, out.lines = ids, line_list
-                return out, chunk
+        if None in ids:  # lines kept aside (not JSON, no usable id...): their rows go
+            good = [row for row, uid in enumerate(ids) if uid is not None]
+            good_ids = [ids[row] for row in good]
+        else:
+            good, good_ids = None, ids
+        good_lines = line_list if good is None else [line_list[row] for row in good]
+        fresh = dict(zip(good_ids, good_lines))
+        if len(fresh) == len(good_ids) and seen.keys().isdisjoint(fresh):  # the usual block: no id repeats
+            seen.update(fresh)
+            out.bad.extend(b for row in sorted(bad_at) for b in bad_at[row])
+            if good is not None:
+                chunk = chunk.take(np.asarray(good, dtype=np.int64))
+            out.ids, out.lines = good_ids, good_lines
+            return out, chunk
         keep: list[int] = []
         bad = out.bad
         for row, uid in enumerate(ids):
