@@ -119,6 +119,34 @@ def test_duplicate_ids_across_files_keep_the_first(storage, write_snapshot):
     assert df.index.is_unique and len(df) == 100
 
 
+def test_repeated_ids_are_quarantined_with_their_own_text(storage, write_snapshot, monkeypatch):
+    from sightlines.pipeline import _scan
+
+    monkeypatch.setattr(_scan, "BLOCK_BYTES", 16 << 10)  # several segments a file
+    monkeypatch.setattr(_scan, "SEGMENT_BLOCKS", 2)
+    store = storage.client("acme")
+    long_dup = orjson.dumps(user(5, note="x" * 5000))  # a repeat longer than the text kept
+    write_snapshot(store, DATE, [user(i) for i in range(300)], name="part-00000.ndjson.gz")
+    write_snapshot(store, DATE, [user(i) for i in range(300, 600)] + [long_dup], name="part-00001.ndjson.gz")
+    # a re-sent piece of the first file, whose last line has no newline
+    resent = b"\n".join(orjson.dumps(user(i)) for i in range(290, 300))
+    store.write_bytes(f"{store.raw(DATE)}/part-00002.ndjson.gz", gzip.compress(resent, mtime=0))
+    result = extract("acme", DATE, storage, workers=2)
+    assert result.n_records == 600
+    assert result.details["bad_by_kind"] == {"duplicate_id": 11}
+    bad = {(r["file"], r["line"]): r for r in quarantine(storage)}
+    assert bad[("part-00001.ndjson.gz", 301)]["record"] == long_dup[:2000].decode()
+    assert bad[("part-00001.ndjson.gz", 301)]["reason"] == \
+        "duplicate id 'u-00005' (first seen at part-00000.ndjson.gz line 6)"
+    for line in range(1, 11):
+        assert bad[("part-00002.ndjson.gz", line)]["record"] == orjson.dumps(user(289 + line)).decode()
+    df = features(storage)
+    assert df.index.is_unique and set(df.index) == {f"u-{i:05d}" for i in range(600)}
+    # the event log keeps every scanned row; the rows dropped from the features are listed for its readers
+    dropped = store.manifest(store.events(DATE))["dropped"]
+    assert sum(len(v) for v in dropped.values()) == 11
+
+
 def test_wrong_typed_fields_become_missing_and_the_user_stays(storage, write_snapshot):
     store = storage.client("acme")
     base = [user(i) for i in range(60)]

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import gzip
 import logging
 import os
 import tempfile
 import time
+import zlib
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +26,13 @@ from .._timeparse import end_of_day
 from ..config import ClientConfig
 from ..errors import DataQualityError, NotFoundError
 from ..features import feature_columns, to_table
-from ..profiles import BadRecord, iter_line_blocks, raw_files, usable_id
+from ..profiles import (
+    BadRecord,
+    _open_text_stream,
+    iter_line_blocks,
+    raw_files,
+    usable_id,
+)
 from ..result import STATUS_OK, StepResult
 from ..schema import Schema, learn_schema, load_schema, new_keys, save_schema
 from ..storage import ClientStore, Storage, date_str
@@ -37,11 +47,17 @@ __all__ = ["extract", "learn_client_schema", "PARQUET_OPTIONS"]
 #: dictionary encoding is off: on float features it is tried, abandoned, and costs more time than the rest
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "use_dictionary": False,
                                    "write_statistics": True}
+#: the feature table: statistics (min/max) for ``user_id`` only; those of the 100+ float columns cost 15% of the
+#: write and nothing reads them (score reads whole row groups, sample joins on user_id)
+FEATURE_PARQUET_OPTIONS: dict[str, Any] = {**PARQUET_OPTIONS, "write_statistics": ["user_id"]}
 #: the event log is an intermediate read once by the sample step: fast compression beats small files
+#: (float columns are also byte-stream-split, see :func:`_event_options`)
 EVENT_PARQUET_OPTIONS: dict[str, Any] = {"compression": "lz4", "use_dictionary": False, "write_statistics": False}
 _ROW_GROUP = 65_536
 _SAMPLE_USERS = 50_000
 _NEW_KEYS_SAMPLE = 2_000
+#: characters of a bad line kept in the quarantine
+_TEXT_CHARS = 2_000
 
 
 @dataclass
@@ -51,7 +67,10 @@ class SegmentResult:
     file_index: int
     segment: int
     name: str
+    #: the local parquet part of the segment's feature rows (written once duplicates are known)
     part: str | None = None
+    #: the feature rows as the worker left them: an uncompressed Arrow IPC file, turned into ``part`` afterwards
+    staged: str | None = None
     good: int = 0
     bad: int = 0
     blank: int = 0
@@ -81,33 +100,51 @@ class _ShareJob:
 
 
 class _SegmentWriter:
-    """Accumulates one segment's tables into a local parquet part (and its bad records)."""
+    """Accumulates one segment's tables into local files (and its bad records).
+
+    The feature rows go to an uncompressed Arrow IPC file, nearly free to write
+    and to map back: an id repeated in another segment is only known once every
+    worker is done, and dropping it from a compressed parquet part meant reading
+    and compressing the part again (most parts of a big snapshot have one).
+    :func:`_finish_part` writes the parquet part once, without those rows.
+    """
 
     def __init__(self, job: _ShareJob, segment: int):
         self.res = SegmentResult(file_index=job.share.file_index, segment=segment, name=job.share.name)
-        self.path = os.path.join(job.out_dir, f"{self.res.label}.parquet")
+        self.staged = os.path.join(job.out_dir, f"{self.res.label}.features.arrow")
         self.bad_path = os.path.join(job.out_dir, f"{self.res.label}.bad.ndjson.gz")
-        self.writer: pq.ParquetWriter | None = None
+        self.writer: pa.ipc.RecordBatchFileWriter | None = None
+        self.sink: Any = None
         self.bad_handle: Any = None
-        self.pending: list[pa.Table] = []
-        self.rows = 0
         self.hashes: list[np.ndarray] = []
         self.lines: list[np.ndarray] = []
         self.present: Counter[str] = Counter()
         self.kinds: Counter[str] = Counter()
         self.event_names = job.event_names
         self.event_writers: dict[str, pq.ParquetWriter] = {}
+        self.event_pending: dict[str, list[pa.Table]] = {}
+        self.event_pending_users = 0
         self.event_rows = 0
 
     def _write_events(self, chunk: Any) -> None:
         for name, table in chunk.to_tables(self.event_names, offset=self.event_rows).items():
+            self.event_pending.setdefault(name, []).append(table)
+        self.event_rows += chunk.n
+        self.event_pending_users += chunk.n
+        if self.event_pending_users >= _ROW_GROUP:
+            self._flush_events()
+
+    def _flush_events(self) -> None:
+        # a few big row groups: every write_table call is a row group, with fixed costs per column and page
+        for name, tables in self.event_pending.items():
+            table = pa.concat_tables(tables)
             w = self.event_writers.get(name)
             if w is None:
-                path = os.path.join(os.path.dirname(self.path), f"{self.res.label}.{name}.parquet")
-                w = self.event_writers[name] = pq.ParquetWriter(path, table.schema, **EVENT_PARQUET_OPTIONS)
+                path = os.path.join(os.path.dirname(self.staged), f"{self.res.label}.{name}.parquet")
+                w = self.event_writers[name] = pq.ParquetWriter(path, table.schema, **_event_options(table.schema))
                 self.res.events[name] = path
             w.write_table(table)
-        self.event_rows += chunk.n
+        self.event_pending, self.event_pending_users = {}, 0
 
     def add(self, block: Any, chunk: Any, schema: Schema, as_of: float) -> None:
         r = self.res
@@ -121,7 +158,7 @@ class _SegmentWriter:
                 self.bad_handle = gzip.open(self.bad_path, "wb", compresslevel=3)
             for b in block.bad:
                 self.bad_handle.write(orjson.dumps(b.to_dict()) + b"\n")
-        if not block.ids:
+        if not len(block.ids):
             return
         self.hashes.append(hash_ids(block.ids))
         self.lines.append(np.asarray(block.lines, dtype=np.int64))
@@ -129,29 +166,23 @@ class _SegmentWriter:
             self.present[name] += int(np.count_nonzero(~np.isnan(values)))
         for name, values in chunk.lists.items():
             self.present[name] += int(np.count_nonzero(~np.isnan(values)))
-        self.pending.append(to_table(block.ids, feature_columns(chunk, schema, as_of=as_of)))
-        self._write_events(chunk)
-        self.rows += len(block.ids)
-        if self.rows >= _ROW_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        table = pa.concat_tables(self.pending)
+        table = to_table(block.ids, feature_columns(chunk, schema, as_of=as_of))
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.path, table.schema, **PARQUET_OPTIONS)
-        self.writer.write_table(table, row_group_size=_ROW_GROUP)
-        self.pending, self.rows = [], 0
+            self.sink = pa.OSFile(self.staged, "wb")
+            self.writer = pa.ipc.new_file(self.sink, table.schema)
+        self.writer.write_table(table)
+        self._write_events(chunk)
 
     def close(self) -> SegmentResult:
-        self._flush()
+        if self.event_pending:
+            self._flush_events()
         for w in self.event_writers.values():
             w.close()
         r = self.res
         if self.writer is not None:
             self.writer.close()
-            r.part = self.path
+            self.sink.close()
+            r.staged = self.staged
         if self.bad_handle is not None:
             self.bad_handle.close()
             r.bad_path = self.bad_path
@@ -161,8 +192,18 @@ class _SegmentWriter:
         return r
 
 
+def _event_options(schema: pa.Schema) -> dict[str, Any]:
+    """:data:`EVENT_PARQUET_OPTIONS`, with the float columns (times, amounts) byte-stream-split.
+
+    Split into the planes of their bytes, doubles compress a quarter smaller,
+    and faster: LZ4 spends its time on what it cannot compress.
+    """
+    split = {f.name: "BYTE_STREAM_SPLIT" for f in schema if pa.types.is_floating(f.type)}
+    return {**EVENT_PARQUET_OPTIONS, "column_encoding": split} if split else dict(EVENT_PARQUET_OPTIONS)
+
+
 def _extract_share(job: _ShareJob) -> list[SegmentResult]:
-    """Worker: the share's segments -> local parquet parts + statistics, one per segment."""
+    """Worker: the share's segments -> staged feature rows, event log parts and statistics, one per segment."""
     spec = job.spec
     store = spec.store()
     schema = spec.parsed_schema()
@@ -183,15 +224,32 @@ def _extract_share(job: _ShareJob) -> list[SegmentResult]:
     return out
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (parsed profiles are acyclic; its scans of them cost more than parsing)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _sample_users(store: ClientStore, keys: list[str], limit: int, id_path: str = "id") -> list[dict[str, Any]]:
     """The first good-looking users of the snapshot (objects with a usable, unseen id), spread over its files."""
+    with _collector_paused():
+        return _first_users(store, keys, limit, id_path)
+
+
+def _first_users(store: ClientStore, keys: list[str], limit: int, id_path: str) -> list[dict[str, Any]]:
     per_file = max(1, -(-limit // max(1, len(keys))))
     users: list[dict[str, Any]] = []
     seen: set[str] = set()
     id_keys = id_path.split(".")
     for key in keys:
         taken = 0
-        for _, _, lines in iter_line_blocks(store, key, max_lines=per_file * 2):
+        for _, _, lines in iter_line_blocks(store, key, block_bytes=1 << 20, max_lines=per_file * 2):
             for line in lines:
                 if line[:3] == b"\xef\xbb\xbf":
                     line = line[3:]
@@ -241,13 +299,13 @@ def hash_ids(ids: list[str]) -> np.ndarray:
     return hash_array(np.asarray(ids, dtype=object), categorize=False)
 
 
-def find_duplicates(results: list[SegmentResult]) -> dict[int, list[tuple[int, int, int]]]:
+def find_duplicates(results: list[SegmentResult]) -> dict[int, list[tuple[int, int, int, str]]]:
     """Rows whose id already appeared in an earlier segment (the first occurrence stays).
 
     ``results`` must be in file and segment order. Returns, per result index,
-    ``(row, result index of the first occurrence, its row)``. Only 8 bytes
-    per user are held: ids are compared by hash, and the few colliding ones
-    are checked against the real ids in the parquet parts.
+    ``(row, result index of the first occurrence, its row, the id)``. Only 8
+    bytes per user are held: ids are compared by hash, and the few colliding
+    ones are checked against the real ids in the parts.
     """
     if len(results) < 2:
         return {}
@@ -259,27 +317,126 @@ def find_duplicates(results: list[SegmentResult]) -> dict[int, list[tuple[int, i
     same = np.flatnonzero(hs[1:] == hs[:-1])
     if len(same) == 0:
         return {}
-    cand = np.unique(np.concatenate([order[same], order[same + 1]]))
-    ids_of = {ri: pq.read_table(results[ri].part, columns=["user_id"]).column(0).to_pylist()
-              for ri in sorted(set(res_of[cand].tolist()))}
+    cand = np.unique(np.concatenate([order[same], order[same + 1]]))  # ascending position = file, segment, row
+    cand_res, cand_rows = res_of[cand], row_of[cand]
+    uid_of: dict[int, str] = {}
+    for ri in np.unique(cand_res).tolist():
+        mine = np.flatnonzero(cand_res == ri)
+        for pos, uid in zip(cand[mine].tolist(), _ids_at(results[ri], cand_rows[mine])):
+            uid_of[pos] = uid
     first: dict[str, tuple[int, int]] = {}
-    dups: dict[int, list[tuple[int, int, int]]] = {}
-    for pos in cand:  # ascending position = file, segment, row order
-        ri, row = int(res_of[pos]), int(row_of[pos])
-        uid = ids_of[ri][row]
+    dups: dict[int, list[tuple[int, int, int, str]]] = {}
+    for pos, ri, row in zip(cand.tolist(), cand_res.tolist(), cand_rows.tolist()):
+        uid = uid_of[pos]
         if uid in first:
-            dups.setdefault(ri, []).append((row, *first[uid]))
+            dups.setdefault(ri, []).append((row, *first[uid], uid))
         else:
             first[uid] = (ri, row)
     return dups
 
 
-def _drop_rows(part: str, rows: list[int]) -> None:
-    table = pq.read_table(part)
-    keep = np.ones(table.num_rows, dtype=bool)
-    keep[rows] = False
-    table = table.filter(pa.array(keep))
-    pq.write_table(table, part, row_group_size=_ROW_GROUP, **PARQUET_OPTIONS)
+def _ids_at(r: SegmentResult, rows: np.ndarray) -> list[str]:
+    """The user ids at ``rows`` of a segment's staged feature rows."""
+    if not r.staged:
+        return []
+    with pa.memory_map(r.staged) as src:
+        return pa.ipc.open_file(src).read_all().column("user_id").take(pa.array(rows)).to_pylist()
+
+
+@dataclass(frozen=True)
+class _PartJob:
+    """Write a segment's parquet part from its staged rows, without ``drop`` (sorted row numbers)."""
+
+    staged: str
+    part: str
+    drop: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class _LinesJob:
+    """Read back the text of some lines of a snapshot file."""
+
+    spec: ScanSpec
+    key: str
+    lines: tuple[int, ...]  # sorted, 1-based
+
+
+@dataclass(frozen=True)
+class _NewKeysJob:
+    """Sample the snapshot's first users and list the keys the schema does not have."""
+
+    spec: ScanSpec
+    keys: tuple[str, ...]
+    id_path: str
+
+
+def _finish_job(job: _PartJob | _LinesJob | _NewKeysJob) -> Any:
+    """Worker for the work left once every segment is scanned (parts, duplicate lines, the key check)."""
+    if isinstance(job, _PartJob):
+        return _finish_part(job)
+    if isinstance(job, _LinesJob):
+        return _read_lines(job.spec.store(), job.key, job.lines)
+    schema = job.spec.parsed_schema()
+    assert schema is not None
+    return new_keys(schema, _sample_users(job.spec.store(), list(job.keys), _NEW_KEYS_SAMPLE, job.id_path))
+
+
+def _finish_part(job: _PartJob) -> None:
+    with pa.memory_map(job.staged) as src:
+        table = pa.ipc.open_file(src).read_all()  # mapped, not copied
+        if len(job.drop) > 100:  # many rows (a re-sent file): one copy of the rest
+            keep = np.ones(table.num_rows, dtype=bool)
+            keep[list(job.drop)] = False
+            table = table.filter(pa.array(keep))
+        elif job.drop:  # a few: the slices around them, still mapped
+            starts, stops = [0, *(row + 1 for row in job.drop)], [*job.drop, table.num_rows]
+            table = pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts, stops) if b > a]
+                                     or [table.slice(0, 0)])
+        pq.write_table(table, job.part, row_group_size=_ROW_GROUP, **FEATURE_PARQUET_OPTIONS)
+        del table
+    os.remove(job.staged)
+
+
+def _read_lines(store: ClientStore, key: str, wanted: tuple[int, ...]) -> dict[int, str]:
+    """Line number -> text (its first 2,000 characters) of the ``wanted`` lines (sorted, 1-based) of a snapshot file.
+
+    Lines are numbered as :func:`~sightlines.profiles.iter_line_blocks` does.
+    The file is decompressed only up to the last wanted line, a megabyte at a
+    time (it stays in the CPU cache), and lines are found with ``bytes.find``
+    (no list of lines is built): this costs little more than the decompression.
+    """
+    out: dict[int, str] = {}
+    if not wanted:
+        return out
+    i, want, lineno, head = 0, wanted[0], 1, b""  # head: the start of a wanted line cut by a read
+    with _open_text_stream(store, key) as f:
+        while True:
+            try:
+                data = f.read(1 << 20)
+            except (EOFError, OSError, zlib.error) as exc:  # the scan read it, but it may have changed since
+                raise DataQualityError(f"{store.url_of(key)}: the file is damaged ({type(exc).__name__}: {exc}) or "
+                                       "changed during the run; re-run the step", path=key) from None
+            if not data:
+                if head and lineno == want:  # a last line without a newline
+                    out[lineno] = head[:_TEXT_CHARS].decode("utf-8", "replace")
+                return out
+            pos = 0
+            while True:
+                nl = data.find(b"\n", pos)
+                if nl < 0:
+                    if lineno == want and len(head) < _TEXT_CHARS:
+                        head += data[pos:pos + _TEXT_CHARS]
+                    break
+                if lineno == want:
+                    text = data[pos:min(nl, pos + _TEXT_CHARS)]
+                    out[lineno] = (head + text if head else text)[:_TEXT_CHARS].decode("utf-8", "replace")
+                    i += 1
+                    if i == len(wanted):
+                        return out  # the rest of the file is not needed
+                    want = wanted[i]
+                head = b""
+                lineno += 1
+                pos = nl + 1
 
 
 def extract(client: str, date: dt.date | str, storage: Storage, *, config: ClientConfig | None = None,
@@ -358,7 +515,27 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                           for r in rs), key=lambda r: (r.file_index, r.segment))
 
         # an id repeated in a later segment or file is a bad record too (the first occurrence stays)
-        extra_bad = _remove_duplicates(store, keys, results)
+        reasons = _mark_duplicates(results, find_duplicates(results))
+        # then, in parallel: the parquet parts (without the duplicates), the text of the duplicate lines (read
+        # back from the snapshot) and the sample of users that tells about new keys
+        wanted: dict[int, list[int]] = {}
+        for fi, line in reasons:
+            wanted.setdefault(fi, []).append(line)
+        line_jobs = [_LinesJob(spec=spec, key=keys[fi], lines=tuple(sorted(lines)))
+                     for fi, lines in sorted(wanted.items())]
+        part_jobs = sorted((_PartJob(staged=r.staged, part=os.path.join(out_dir, f"{r.label}.parquet"),
+                                     drop=tuple(r.dropped)) for r in results if r.staged),
+                           key=lambda j: -os.path.getsize(j.staged))  # the longest first
+        done = map_jobs(_finish_job, [*line_jobs, _NewKeysJob(spec=spec, keys=tuple(keys), id_path=config.roles.id),
+                                      *part_jobs], workers, label=f"extract {client} {date} parts")
+        texts: dict[int, dict[int, str]] = {fi: got for fi, got in zip(sorted(wanted), done)}
+        new: list[str] = done[len(line_jobs)]
+        for r in results:
+            if r.staged:
+                r.part, r.staged = os.path.join(out_dir, f"{r.label}.parquet"), None
+        extra_bad = [BadRecord(keys[fi].rsplit("/", 1)[-1], line, "duplicate_id", f"duplicate id {reason}",
+                               texts[fi].get(line, ""))
+                     for (fi, line), reason in sorted(reasons.items())]
 
         good = sum(r.good for r in results)
         bad = sum(r.bad for r in results)
@@ -395,8 +572,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                      client, date, len(schema.columns()), schema.sample_users)
             warnings.append(f"learned a new feature schema (v{schema.version}, {len(schema.columns())} columns)")
 
-        # keys that appeared or vanished since the schema was learned (reported, never added silently)
-        new = new_keys(schema, _sample_users(store, keys, _NEW_KEYS_SAMPLE, config.roles.id))
+        # keys that appeared (``new``, above) or vanished since the schema was learned (reported, never added silently)
         present: Counter[str] = Counter()
         for r in results:
             present.update(r.present)
@@ -446,44 +622,29 @@ def event_list_names(plan: Any) -> dict[str, str]:
     return {path: f"ev{i}" for i, path in enumerate(sorted(plan.record_nodes))}
 
 
-def ids_of_part(path: str | None) -> list[str]:
-    """The user ids of a local parquet part, in row order."""
-    return pq.read_table(path, columns=["user_id"]).column(0).to_pylist() if path else []
+def _mark_duplicates(results: list[SegmentResult], dups: dict[int, list[tuple[int, int, int, str]]]
+                     ) -> dict[tuple[int, int], str]:
+    """Count the rows of ``dups`` as bad and take them out of ``results`` (their parts are written without them).
 
-
-def _remove_duplicates(store: ClientStore, keys: list[str], results: list[SegmentResult]) -> list[BadRecord]:
-    dups = find_duplicates(results)
-    if not dups:
-        return []
-    extra: list[BadRecord] = []
-    by_file: dict[int, dict[int, str]] = {}
-    for ri, rows in dups.items():
+    Returns (file index, line) -> where the id was first seen, for the quarantine.
+    """
+    reasons: dict[tuple[int, int], str] = {}
+    for ri, rows in dups.items():  # before any row is taken out: the first occurrences' line numbers
         r = results[ri]
-        part_ids = ids_of_part(r.part)  # once per part: a re-sent file repeats every one of its ids
-        for row, fri, frow in rows:
+        for row, fri, frow, uid in rows:
             first = results[fri]
-            uid = part_ids[row]
-            by_file.setdefault(r.file_index, {})[int(r.lines[row])] = \
+            reasons[(r.file_index, int(r.lines[row]))] = \
                 f"{uid!r} (first seen at {first.name} line {int(first.lines[frow])})"
-    for fi, wanted in sorted(by_file.items()):  # read back the text of the repeated lines
-        name = keys[fi].rsplit("/", 1)[-1]
-        for _, first_line, lines in iter_line_blocks(store, keys[fi]):
-            for off, line in enumerate(lines):
-                where = wanted.get(first_line + off)
-                if where is not None:
-                    extra.append(BadRecord(name, first_line + off, "duplicate_id", f"duplicate id {where}",
-                                           line[:2000].decode("utf-8", "replace")))
     for ri, rows in sorted(dups.items()):
         r = results[ri]
-        _drop_rows(r.part, [row for row, _, _ in rows])  # type: ignore[arg-type]
-        r.dropped = sorted(row for row, _, _ in rows)  # the event log keeps them; its readers skip them
+        r.dropped = sorted(row for row, _, _, _ in rows)  # the event log keeps them; its readers skip them
         keep = np.ones(len(r.hashes), dtype=bool)
-        keep[[row for row, _, _ in rows]] = False
+        keep[r.dropped] = False
         r.hashes, r.lines = r.hashes[keep], r.lines[keep]
         r.good -= len(rows)
         r.bad += len(rows)
         r.bad_kinds["duplicate_id"] = r.bad_kinds.get("duplicate_id", 0) + len(rows)
-    return extra
+    return reasons
 
 
 def _write_quarantine(store: ClientStore, date: str, results: list[SegmentResult], extra: list[BadRecord],
