@@ -86,36 +86,21 @@ typedef struct {
 /* ------------------------------------------------------------------ */
 /* growable vectors                                                    */
 
-static int dvec_push(DVec *v, double x) {
-    if (v->n == v->cap) {
-        Py_ssize_t cap = v->cap ? v->cap * 2 : 1024;
-        double *p = PyMem_Realloc(v->p, cap * sizeof(double));
-        if (!p) return -2;
-        v->p = p; v->cap = cap;
+#define DEFINE_PUSH(NAME, VEC, T)                                  \
+    static int NAME(VEC *v, T x) {                                 \
+        if (v->n == v->cap) {                                      \
+            Py_ssize_t cap = v->cap ? v->cap * 2 : 1024;           \
+            T *p = PyMem_Realloc(v->p, cap * sizeof(T));           \
+            if (!p) return -2;                                     \
+            v->p = p;                                              \
+            v->cap = cap;                                          \
+        }                                                          \
+        v->p[v->n++] = x;                                          \
+        return 0;                                                  \
     }
-    v->p[v->n++] = x;
-    return 0;
-}
-static int svec_push(SVec *v, int16_t x) {
-    if (v->n == v->cap) {
-        Py_ssize_t cap = v->cap ? v->cap * 2 : 1024;
-        int16_t *p = PyMem_Realloc(v->p, cap * sizeof(int16_t));
-        if (!p) return -2;
-        v->p = p; v->cap = cap;
-    }
-    v->p[v->n++] = x;
-    return 0;
-}
-static int lvec_push(LVec *v, int64_t x) {
-    if (v->n == v->cap) {
-        Py_ssize_t cap = v->cap ? v->cap * 2 : 1024;
-        int64_t *p = PyMem_Realloc(v->p, cap * sizeof(int64_t));
-        if (!p) return -2;
-        v->p = p; v->cap = cap;
-    }
-    v->p[v->n++] = x;
-    return 0;
-}
+DEFINE_PUSH(dvec_push, DVec, double)
+DEFINE_PUSH(svec_push, SVec, int16_t)
+DEFINE_PUSH(lvec_push, LVec, int64_t)
 
 /* ------------------------------------------------------------------ */
 /* parsing state                                                       */
@@ -494,11 +479,8 @@ static int apply_user_leaf(P *s, Node *nd, Val *v) {
         double x;
         switch (o->conv) {
         case C_NUM:
-            TRY(conv_num(v, &x));
-            s->ucols[o->slot].p[s->row] = x;
-            break;
         case C_TIME:
-            TRY(conv_time(s, v, &x));
+            TRY(o->conv == C_NUM ? conv_num(v, &x) : conv_time(s, v, &x));
             s->ucols[o->slot].p[s->row] = x;
             break;
         case C_CAT:
@@ -539,12 +521,8 @@ static int apply_record_leaf(P *s, Node *nd, Val *v) {
         double x;
         switch (o->conv) {
         case C_NUM:
-            TRY(conv_num(v, &x));
-            if (!isfinite(x)) x = NAN;
-            g->d[o->slot].p[s->rec] = x;
-            break;
         case C_TIME:
-            TRY(conv_time(s, v, &x));
+            TRY(o->conv == C_NUM ? conv_num(v, &x) : conv_time(s, v, &x));
             g->d[o->slot].p[s->rec] = x;
             break;
         case C_RCODE:
