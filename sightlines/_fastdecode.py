@@ -134,7 +134,10 @@ class BlockDecoder:
             dbl: list[tuple[str, str]] = []
             codes: list[str] = []
 
-            def rec_leaf(field: str, conv: int, kind: str, name: str, levels: tuple[str, ...] = ()) -> None:
+            def rec_leaf(field: str, conv: int, kind: str, name: str, levels: tuple[str, ...] = (), *,
+                         path: str = path, children: dict[str, _Node] = children,
+                         dbl: list[tuple[str, str]] = dbl, codes: list[str] = codes) -> None:
+                """Read ``field`` of each record into the next float64 (or int16 code) slot of this group."""
                 child = children[field]
                 if child.kind != "leaf":
                     raise Unsupported(f"{path}.{field} is read as a value but is a {child.kind} in the plan")

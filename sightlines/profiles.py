@@ -31,7 +31,7 @@ from ._decode import Plan, parse_json_line
 from .errors import DataQualityError
 from .storage import ClientStore
 
-__all__ = ["BadRecord", "DecodedBlock", "raw_files", "iter_line_blocks", "RawBlocks", "decode_block", "usable_id", "RAW_SUFFIXES"]
+__all__ = ["BadRecord", "DecodedBlock", "raw_files", "open_snapshot_file", "iter_line_blocks", "RawBlocks", "decode_block", "usable_id", "RAW_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ def raw_files(store: ClientStore, date: str) -> list[str]:
     return [f"{prefix}/{n}" for n in store.list(prefix) if n.endswith(RAW_SUFFIXES)]
 
 
-def _open_text_stream(store: ClientStore, key: str) -> IO[bytes]:
+def open_snapshot_file(store: ClientStore, key: str) -> IO[bytes]:
+    """A snapshot file opened for reading its decompressed bytes (gzip through isal; plain files as they are)."""
     raw = store.open(key)
     if key.endswith(".gz"):
         from isal import igzip
@@ -98,7 +99,7 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
     lineno = 1
     rest = b""
     index = 0
-    with _open_text_stream(store, key) as f:
+    with open_snapshot_file(store, key) as f:
         while True:
             try:
                 data = f.read(block_bytes)
@@ -164,7 +165,7 @@ class RawBlocks:
         have = 0  # bytes carried over from the previous block (a line not yet ended)
         lineno = 1
         index = 0
-        with _open_text_stream(self.store, self.key) as f:
+        with open_snapshot_file(self.store, self.key) as f:
             while True:
                 if len(buf) < have + block:  # a line longer than a block: a bigger buffer (views may pin the old one)
                     bigger = bytearray(2 * (have + block))

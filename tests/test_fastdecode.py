@@ -11,8 +11,8 @@ through ``extract``.
 from __future__ import annotations
 
 import copy
-import gzip
 import datetime as dt
+import gzip
 import json
 import random
 
@@ -22,11 +22,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from sightlines._decode import build_plan
-from sightlines._fastdecode import BlockDecoder, available, decode_to_chunk, make_decoder
+from sightlines._fastdecode import (
+    BlockDecoder,
+    available,
+    decode_to_chunk,
+    make_decoder,
+)
 from sightlines._timeparse import end_of_day
+from sightlines.config import ClientConfig
 from sightlines.pipeline import extract
 from sightlines.pipeline._extract import learn_client_schema
-from sightlines.config import ClientConfig
 from sightlines.profiles import RawBlocks, iter_line_blocks, raw_files
 from sightlines.synth import generate_client
 
@@ -137,8 +142,8 @@ _ODD_VALUES = [
 _RAW_VALUES = [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999", b"123456789012345678901234567890",
                b"\"\\u0067old\"", b"\"\\ud83d\\ude00\"", b"\"\\udc00x\"", b"\"gold\\n\"", b"\"\\ud800\"", b"\"\xff\xfe\"", b"\"caf\xc3\xa9\"",
                b"\"\xc3\"", b"\"\\q\"", b"-0", b"0.0e0", b"1E2", b"1.5e-3", b"00", b"1.", b".5", b"+1",
-               b"tru", b"nul", b"[1,]", b"{\"a\":}", b"\"\x01\"", b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
-               b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"]
+               b"tru", b"nul", b"[1,]", b"{\"a\":}", b"\"\x01\"", (b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+               b"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]")]
 
 
 def _paths(obj, depth=0):
@@ -226,7 +231,7 @@ def test_mangled_lines_decode_identically(generated, seed):
     lines.insert(rng.randrange(len(lines)), b"")
     lines.insert(rng.randrange(len(lines)), b"  \t ")
     buf = b"\n".join(lines) + (b"\n" if seed % 2 else b"")
-    (block, _), decoder = _compare(buf, schema, plan, first=17)
+    (block, _), _ = _compare(buf, schema, plan, first=17)
     assert block.bad and block.lenient  # the mangling did reach both paths
 
 

@@ -28,8 +28,8 @@ from ..errors import DataQualityError, NotFoundError
 from ..features import feature_columns, to_table
 from ..profiles import (
     BadRecord,
-    _open_text_stream,
     iter_line_blocks,
+    open_snapshot_file,
     raw_files,
     usable_id,
 )
@@ -409,7 +409,7 @@ def _read_lines(store: ClientStore, key: str, wanted: tuple[int, ...]) -> dict[i
     if not wanted:
         return out
     i, want, lineno, head = 0, wanted[0], 1, b""  # head: the start of a wanted line cut by a read
-    with _open_text_stream(store, key) as f:
+    with open_snapshot_file(store, key) as f:
         while True:
             try:
                 data = f.read(1 << 20)

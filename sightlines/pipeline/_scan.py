@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .._decode import Plan, build_plan
+from .._fastdecode import decode_to_chunk, make_decoder
 from .._resources import worker_env
 from ..config import Roles
-from .._fastdecode import decode_to_chunk, make_decoder
 from ..features import Chunk
 from ..profiles import DecodedBlock, RawBlocks
 from ..schema import Schema
