@@ -96,35 +96,16 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
     several processes share one file. :class:`RawBlocks` reads the same
     blocks without splitting them.
     """
-    lineno = 1
-    rest = b""
-    index = 0
-    with open_snapshot_file(store, key) as f:
-        while True:
-            try:
-                data = f.read(block_bytes)
-            except (EOFError, OSError, zlib.error) as exc:  # truncated or not gzip at all
-                raise _damaged(store, key, exc, lineno) from None
-            if not data:
-                break
-            data = rest + data
-            if select is not None and not select(index):
-                cut = data.rfind(b"\n") + 1
-                lineno += data.count(b"\n", 0, cut)
-                rest = data[cut:]
-                index += 1
-                continue
-            lines = data.split(b"\n")
-            rest = lines.pop()
-            if max_lines is not None and lineno - 1 + len(lines) >= max_lines:
-                yield index, lineno, lines[: max_lines - lineno + 1]
-                return
-            if lines:
-                yield index, lineno, lines
-                lineno += len(lines)
-            index += 1
-        if rest and (select is None or select(index)):
-            yield index, lineno, [rest]
+    blocks = RawBlocks(store, key, block_bytes=block_bytes, select=select)
+    for index, lineno, view in blocks:
+        lines = bytes(view).split(b"\n")
+        if not lines[-1]:  # the block ends with a newline (only the file's last line may not)
+            lines.pop()
+        blocks.n_lines = len(lines)
+        if max_lines is not None and lineno - 1 + len(lines) >= max_lines:
+            yield index, lineno, lines[: max_lines - lineno + 1]
+            return
+        yield index, lineno, lines
 
 
 def _damaged(store: ClientStore, key: str, exc: BaseException, lineno: int) -> DataQualityError:

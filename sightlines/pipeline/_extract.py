@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import gzip
 import logging
 import os
 import tempfile
 import time
-import zlib
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,18 +22,19 @@ from .._timeparse import end_of_day
 from ..config import ClientConfig
 from ..errors import DataQualityError, NotFoundError
 from ..features import feature_columns, to_table
-from ..profiles import (
-    BadRecord,
-    iter_line_blocks,
-    open_snapshot_file,
-    raw_files,
-    usable_id,
-)
+from ..profiles import BadRecord, RawBlocks, iter_line_blocks, raw_files, usable_id
 from ..result import STATUS_OK, StepResult
 from ..schema import Schema, learn_schema, load_schema, new_keys, save_schema
 from ..storage import ClientStore, Storage, date_str
 from . import _scan
-from ._scan import ScanSpec, Share, iter_segments, map_jobs, plan_shares
+from ._scan import (
+    ScanSpec,
+    Share,
+    collector_paused,
+    iter_segments,
+    map_jobs,
+    plan_shares,
+)
 
 log = logging.getLogger(__name__)
 
@@ -224,21 +221,9 @@ def _extract_share(job: _ShareJob) -> list[SegmentResult]:
     return out
 
 
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector (parsed profiles are acyclic; its scans of them cost more than parsing)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _sample_users(store: ClientStore, keys: list[str], limit: int, id_path: str = "id") -> list[dict[str, Any]]:
     """The first good-looking users of the snapshot (objects with a usable, unseen id), spread over its files."""
-    with _collector_paused():
+    with collector_paused():
         return _first_users(store, keys, limit, id_path)
 
 
@@ -400,43 +385,31 @@ def _finish_part(job: _PartJob) -> None:
 def _read_lines(store: ClientStore, key: str, wanted: tuple[int, ...]) -> dict[int, str]:
     """Line number -> text (its first 2,000 characters) of the ``wanted`` lines (sorted, 1-based) of a snapshot file.
 
-    Lines are numbered as :func:`~sightlines.profiles.iter_line_blocks` does.
-    The file is decompressed only up to the last wanted line, a megabyte at a
-    time (it stays in the CPU cache), and lines are found with ``bytes.find``
-    (no list of lines is built): this costs little more than the decompression.
+    Lines are numbered as the scan numbered them (the same :class:`~sightlines.profiles.RawBlocks`). The
+    file is decompressed only up to the last wanted line, a megabyte at a time (it stays in the CPU
+    cache), and lines are found with ``bytes.find`` in the blocks that hold one (no list of lines is built).
     """
     out: dict[int, str] = {}
-    if not wanted:
-        return out
-    i, want, lineno, head = 0, wanted[0], 1, b""  # head: the start of a wanted line cut by a read
-    with open_snapshot_file(store, key) as f:
-        while True:
-            try:
-                data = f.read(1 << 20)
-            except (EOFError, OSError, zlib.error) as exc:  # the scan read it, but it may have changed since
-                raise DataQualityError(f"{store.url_of(key)}: the file is damaged ({type(exc).__name__}: {exc}) or "
-                                       "changed during the run; re-run the step", path=key) from None
-            if not data:
-                if head and lineno == want:  # a last line without a newline
-                    out[lineno] = head[:_TEXT_CHARS].decode("utf-8", "replace")
-                return out
-            pos = 0
-            while True:
-                nl = data.find(b"\n", pos)
-                if nl < 0:
-                    if lineno == want and len(head) < _TEXT_CHARS:
-                        head += data[pos:pos + _TEXT_CHARS]
-                    break
-                if lineno == want:
-                    text = data[pos:min(nl, pos + _TEXT_CHARS)]
-                    out[lineno] = (head + text if head else text)[:_TEXT_CHARS].decode("utf-8", "replace")
-                    i += 1
-                    if i == len(wanted):
-                        return out  # the rest of the file is not needed
-                    want = wanted[i]
-                head = b""
+    i = 0
+    blocks = RawBlocks(store, key, block_bytes=1 << 20)
+    for _, first, view in blocks:
+        if i == len(wanted):
+            break  # the rest of the file is not needed
+        data = bytes(view)
+        end = len(data)
+        n = data.count(b"\n") + (data[-1] != 0x0A)  # the file's last line may lack its newline
+        blocks.n_lines = n
+        pos, lineno = 0, first
+        while i < len(wanted) and wanted[i] < first + n:
+            want = wanted[i]
+            while lineno < want:
+                pos = data.find(b"\n", pos, end) + 1
                 lineno += 1
-                pos = nl + 1
+            stop = data.find(b"\n", pos, end)
+            stop = end if stop < 0 else stop
+            out[want] = bytes(data[pos:min(stop, pos + _TEXT_CHARS)]).decode("utf-8", "replace")
+            i += 1
+    return out
 
 
 def extract(client: str, date: dt.date | str, storage: Storage, *, config: ClientConfig | None = None,

@@ -23,6 +23,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -164,11 +165,18 @@ def map_jobs(fn: Callable[[T], R], jobs: list[T], workers: int, *, label: str = 
     return [results[i] for i in range(len(jobs))]
 
 
-def _run_without_gc(fn: Callable[[T], R], job: T) -> R:
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector (parsed profiles are acyclic; its scans of them cost more than parsing)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return fn(job)
+        yield
     finally:
         if enabled:
             gc.enable()
+
+
+def _run_without_gc(fn: Callable[[T], R], job: T) -> R:
+    with collector_paused():
+        return fn(job)
