@@ -58,19 +58,30 @@ class _TreeBuilder:
         self.group_of: dict[int, int] = {}
 
     def out(self, node: _Node, conv: int, slot: int, levels: tuple[str, ...] = ()) -> None:
-        self.outs.setdefault(id(node), []).append((conv, slot, tuple(lev.encode() for lev in levels)))
+        if len(set(levels)) != len(levels):  # the reference's dict keeps the last of a repeated level
+            raise Unsupported(f"repeated categorical levels {levels!r}")
+        self.outs.setdefault(id(node), []).append((conv, slot, tuple(_utf8(lev) for lev in levels)))
 
     def tree(self, node: _Node) -> tuple[Any, ...]:
         kind = {"obj": _native.K_OBJ, "leaf": _native.K_LEAF, "len": _native.K_LEN, "records": _native.K_RECORDS,
                 "items": _native.K_ITEMS}[node.kind]
-        children = tuple((key.encode(), self.tree(child)) for key, child in sorted(node.children.items()))
+        children = tuple((_utf8(key), self.tree(child)) for key, child in sorted(node.children.items()))
         return (kind, children, tuple(self.outs.get(id(node), ())), self.group_of.get(id(node), -1),
                 self.items_slot.get(id(node), -1))
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate (from a lenient parse): no plain line can spell it
+        raise Unsupported(f"{text!r} cannot be matched as UTF-8") from None
 
 
 def _node_at(root: _Node, dotted: str) -> _Node:
     node = root
     for key in dotted.split("."):
+        if key not in node.children:
+            raise Unsupported(f"{dotted} is not in the plan")
         node = node.children[key]
     return node
 
@@ -123,7 +134,7 @@ class BlockDecoder:
         # event lists: the same fields, in the same order, as chunk_from_users
         ev_specs = {".".join(e.path): e for e in schema.events}
         role_of = {p: r for r, p in roles.event_roles().items()}
-        #: per group: (path, [(kind, name, slot)] for float64 slots, [(name, slot)] for int16 slots)
+        #: per event list: (path, [(kind, name)] of its float64 slots in order, [name] of its int16 code slots)
         self.groups: list[tuple[str, list[tuple[str, str]], list[str]]] = []
         for gi, (path, node) in enumerate(plan.record_nodes.items()):
             if node.kind != "records":
@@ -179,12 +190,11 @@ class BlockDecoder:
                 dbl.append(("v", ITEMS_FIELD))
                 b.out(qty, _native.C_QTY, -1)
             self.groups.append((path, dbl, codes))
-        self.n_user = n_user
         self.scanner = _native.Scanner(b.tree(root), n_user, tuple((len(d), len(c)) for _, d, c in self.groups),
                                        float(latest))
 
-    def decode(self, buf: bytes, first_lineno: int, file_name: str, seen: dict[str, int], *,
-               id_path: str = "id") -> tuple[DecodedBlock, Chunk]:
+    def decode(self, buf: bytes | memoryview, first_lineno: int, file_name: str,
+               seen: dict[str, int]) -> tuple[DecodedBlock, Chunk]:
         """Decode the lines of ``buf`` (``\\n``-separated; the last may lack its newline).
 
         Same contract as ``decode_block`` + ``chunk_from_users``: ``seen`` (id ->
@@ -220,7 +230,7 @@ class BlockDecoder:
         )
         bad_at: dict[int, list[Any]] = {}
         if slow:
-            self._patch_slow(buf, slow, lines, file_name, id_path, chunk, ids, bad_at, out)
+            self._patch_slow(buf, slow, lines, file_name, chunk, ids, bad_at, out)
         # ids in line order: drop lines that are bad, and ids already seen (the first occurrence stays)
         line_list = lines.tolist()
         if None in ids:  # lines kept aside (not JSON, no usable id...): their rows go
@@ -239,13 +249,13 @@ class BlockDecoder:
             return out, chunk
         keep: list[int] = []
         bad = out.bad
+        bounds = np.frombuffer(bounds_b, dtype=np.int64)  # start and end of each row's line
         for row, uid in enumerate(ids):
             if uid is None:
                 bad.extend(bad_at.get(row, ()))
                 continue
             first = seen.get(uid)
             if first is not None:
-                bounds = np.frombuffer(bounds_b, dtype=np.int64)
                 text = bytes(buf[bounds[2 * row]:bounds[2 * row + 1]])
                 bad.append(BadRecord(file_name, line_list[row], "duplicate_id",
                                      f"duplicate id {uid!r} (first seen at line {first})",
@@ -264,13 +274,14 @@ class BlockDecoder:
         return out, chunk
 
     def _patch_slow(self, buf: bytes, slow: list[tuple[int, int, int]], lines: np.ndarray, file_name: str,
-                    id_path: str, chunk: Chunk, ids: list[Any], bad_at: dict[int, list[Any]],
+                    chunk: Chunk, ids: list[Any], bad_at: dict[int, list[Any]],
                     out: DecodedBlock) -> None:
         """Decode the slow lines with the reference decoder and write their rows into the chunk."""
         mv = memoryview(buf)
         users, slow_ids, rows = [], [], []
         for row, start, end in slow:
-            one = decode_block([bytes(mv[start:end])], int(lines[row]), file_name, self.plan, {}, id_path=id_path)
+            one = decode_block([bytes(mv[start:end])], int(lines[row]), file_name, self.plan, {},
+                               id_path=self.roles.id)
             out.lenient += one.lenient
             out.blank += one.blank
             if one.bad:
@@ -331,7 +342,7 @@ def decode_to_chunk(buf: bytes | memoryview, first_lineno: int, file_name: str, 
     otherwise ``decode_block`` + ``chunk_from_users``; both give the same result.
     """
     if decoder is not None:
-        return decoder.decode(buf, first_lineno, file_name, seen, id_path=roles.id)
+        return decoder.decode(buf, first_lineno, file_name, seen)
     lines = bytes(buf).split(b"\n")
     if lines and not lines[-1]:
         lines.pop()

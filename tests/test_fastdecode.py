@@ -289,3 +289,52 @@ def test_raw_blocks_are_the_line_blocks_unsplit(storage, block_bytes, gz):
                  for i, first, ls in iter_line_blocks(store, key, block_bytes=block_bytes, select=select)]
         raw = [(i, first, bytes(v)) for i, first, v in RawBlocks(store, key, block_bytes=block_bytes, select=select)]
         assert raw == split
+
+
+def test_very_long_integers_take_the_reference_path(generated):
+    # msgspec refuses integers of thousands of digits even where no feature reads them (not JSON, kept aside)
+    _, store, schema, plan = generated
+    key = raw_files(store, DATE)[0]
+    obj = next(u for _, _, ls in iter_line_blocks(store, key) for x in ls if x.startswith(b"{")
+               for u in [orjson.loads(x)] if isinstance(u, dict) and len((u.get("purchases") or [{}])[0]) > 4)
+    assert any(ev.levels for ev in schema.events)  # a field read as a level code (purchases' channel)
+    huge = b"7" * 4301
+    lines = []
+    for field in obj["purchases"][0]:
+        mangled = copy.deepcopy(obj)
+        mangled["purchases"][0][field] = "__RAW__"
+        lines.append(_dumps(mangled).replace(b'"__RAW__"', huge))
+    (block, _), _ = _compare(b"\n".join(lines) + b"\n", schema, plan)
+    assert len(block.bad) >= 3  # time, total, channel: read, so refused; a field nobody reads is only skipped
+
+
+def test_repeated_levels_use_the_reference_decoder(generated):
+    import dataclasses
+
+    _, _, schema, _ = generated
+    cat = next(s for s in schema.scalars if s.kind == "categorical")
+    odd = dataclasses.replace(cat, levels=(*cat.levels, cat.levels[0]))
+    schema2 = dataclasses.replace(schema, scalars=tuple(odd if s is cat else s for s in schema.scalars))
+    plan2 = build_plan(schema2, schema2.roles, labels=True)
+    assert make_decoder(plan2, schema2, schema2.roles, latest=LATEST) is None
+
+
+def test_the_scanner_refuses_a_plan_out_of_range_and_an_uninitialised_use():
+    from sightlines._native import scanner as native
+
+    with pytest.raises(RuntimeError, match="not initialised"):
+        native.Scanner.__new__(native.Scanner).scan(b'{"id": "a"}\n')
+    leaf = (native.K_LEAF, (), ((native.C_NUM, 5, ()),), -1, -1)  # slot 5 of 1 column
+    root = (native.K_OBJ, ((b"x", leaf),), (), -1, -1)
+    with pytest.raises(ValueError, match="slot out of range"):
+        native.Scanner(root, 1, (), 0.0)
+    events = (native.K_RECORDS, (), (), 3, -1)  # group 3 of none
+    with pytest.raises(ValueError, match="group out of range"):
+        native.Scanner((native.K_OBJ, ((b"e", events),), (), -1, -1), 0, (), 0.0)
+    ok_leaf = (native.K_LEAF, (), ((native.C_NUM, 0, ()),), -1, -1)
+    id_leaf = (native.K_LEAF, (), ((native.C_ID, -1, ()),), -1, -1)
+    good = native.Scanner((native.K_OBJ, ((b"id", id_leaf), (b"x", ok_leaf)), (), -1, -1), 1, (), 1e12)
+    with pytest.raises(ValueError):
+        good.__init__(root, 1, (), 0.0)  # a failed re-initialisation keeps the plan it had
+    status, _, ids, cols, _, _ = good.scan(b'{"id": "a", "x": 2.5}\n')
+    assert bytes(status) == b"\x00" and ids == ["a"] and np.frombuffer(cols[0]).tolist() == [2.5]

@@ -10,7 +10,7 @@
  * nesting, invalid JSON, a missing or odd id...) is marked SLOW and the caller
  * sends it through the reference decoder. Being conservative is always safe;
  * accepting a line the reference would read differently is a bug, and the
- * differential tests (tests/test_native.py) look for exactly that.
+ * differential tests (tests/test_fastdecode.py) look for exactly that.
  *
  * The plan tree mirrors sightlines._decode._Node: objects with children by
  * key, leaves (any JSON value), "len" lists (only their length matters),
@@ -255,7 +255,6 @@ static int skip_container(P *s, unsigned char close) {
             Val k;
             if (s->p >= s->end || *s->p != '"') return SLOW;
             TRY(scan_string(s, &k));
-            if (k.nonascii && !valid_utf8(k.s, k.n)) return SLOW;
             skip_ws(s);
             if (s->p >= s->end || *s->p != ':') return SLOW;
             s->p++;
@@ -336,9 +335,9 @@ static int valid_utf8(const unsigned char *p, Py_ssize_t n) {
     return 1;
 }
 
-/* a plain string as Python would see it: no escapes, valid UTF-8 */
+/* a plain string as Python would see it: no escapes (leaf strings were checked for UTF-8 when read) */
 static int plain_string(const Val *v) {
-    return !v->esc && (!v->nonascii || valid_utf8(v->s, v->n));
+    return !v->esc;
 }
 
 static const double POW10[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
@@ -546,7 +545,7 @@ static int apply_record_leaf(P *s, Node *nd, Val *v) {
 static int parse_object(P *s, Node *nd, int level);
 
 /* an array: count its elements; for records/items parse each object element */
-static int parse_array(P *s, Node *nd, int level, Py_ssize_t *count, double *items_total) {
+static int parse_array(P *s, Node *nd, Py_ssize_t *count, double *items_total) {
     Py_ssize_t n = 0;
     double total = 0.0;
     if (++s->depth > MAX_DEPTH) return SLOW;
@@ -591,7 +590,6 @@ static int parse_array(P *s, Node *nd, int level, Py_ssize_t *count, double *ite
         return SLOW;
     }
     s->depth--;
-    (void)level;
     *count = n;
     if (items_total) *items_total = total;
     return 0;
@@ -611,6 +609,7 @@ static int parse_member(P *s, Node *ch, int level) {
         TRY(read_value(s, &v));
         if (v.t == V_OBJ || v.t == V_ARR) return SLOW; /* a container where a value belongs: the reference decides */
         if (v.t == V_STR && v.nonascii && !valid_utf8(v.s, v.n)) return SLOW;
+        if (v.t == V_NUM && v.isint && v.ndig > 18) return SLOW; /* msgspec refuses very long integers */
         if (v.t == V_NUM && !v.isint) TRY(number_value(&v, &x));
         return level == 0 ? apply_user_leaf(s, ch, &v) : apply_record_leaf(s, ch, &v);
     }
@@ -628,7 +627,7 @@ static int parse_member(P *s, Node *ch, int level) {
             if (ch->kind == K_ITEMS && level != 1) return SLOW;
             Group *saved = s->grp;
             Py_ssize_t saved_rec = s->rec;
-            TRY(parse_array(s, ch, level, &count, ch->kind == K_ITEMS ? &total : NULL));
+            TRY(parse_array(s, ch, &count, ch->kind == K_ITEMS ? &total : NULL));
             s->grp = saved;
             s->rec = saved_rec;
         } else {
@@ -668,7 +667,6 @@ static int parse_object(P *s, Node *nd, int level) {
         skip_ws(s);
         Node *ch = NULL;
         if (k.esc) return SLOW; /* an escaped key may spell a known one */
-        if (k.nonascii && !valid_utf8(k.s, k.n)) return SLOW;
         for (int i = 0; i < nd->nchild; i++) {
             if (nd->keylen[i] == k.n && (k.n == 0 || nd->keys[i][0] == k.s[0]) && memcmp(nd->keys[i], k.s, k.n) == 0) {
                 ch = nd->child[i];
@@ -772,6 +770,46 @@ static Node *build_node(PyObject *spec) {
     return nd;
 }
 
+static int bad_plan(const char *what) {
+    PyErr_Format(PyExc_ValueError, "Scanner: %s", what);
+    return -1;
+}
+
+/* every slot, group and items slot of the tree within the columns the scanner allocates */
+static int check_node(const Node *nd, int nucols, int ngroups, const int *ndbl, const int *ncode, int group) {
+    if (nd->kind < K_OBJ || nd->kind > K_ITEMS) return bad_plan("unknown node kind");
+    int inner = group;
+    if (nd->kind == K_RECORDS) {
+        if (group >= 0) return bad_plan("an event list inside an event list");
+        if (nd->group < 0 || nd->group >= ngroups) return bad_plan("event list group out of range");
+        inner = nd->group;
+    }
+    if (nd->items_slot >= 0 && (nd->kind != K_ITEMS || group < 0 || nd->items_slot >= ndbl[group]))
+        return bad_plan("items slot out of range");
+    for (int k = 0; k < nd->nout; k++) {
+        const Out *o = &nd->out[k];
+        switch (o->conv) {
+        case C_ID:
+        case C_QTY:
+            break;
+        case C_RCODE:
+            if (group < 0 || o->slot < 0 || o->slot >= ncode[group]) return bad_plan("code slot out of range");
+            break;
+        case C_NUM:
+        case C_TIME:
+        case C_CAT:
+        case C_LEN:
+            if (o->slot < 0 || o->slot >= (group < 0 ? nucols : ndbl[group])) return bad_plan("slot out of range");
+            break;
+        default:
+            return bad_plan("unknown conversion");
+        }
+    }
+    for (int i = 0; i < nd->nchild; i++)
+        if (check_node(nd->child[i], nucols, ngroups, ndbl, ncode, inner) < 0) return -1;
+    return 0;
+}
+
 static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     PyObject *tree, *groups;
     int nucols;
@@ -780,22 +818,34 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!iO!d", kwlist, &PyTuple_Type, &tree, &nucols, &PyTuple_Type,
                                      &groups, &latest))
         return -1;
+    if (nucols < 0) return bad_plan("negative column count");
+    /* the new plan is built and checked whole before it replaces the old one */
+    int ngroups = (int)PyTuple_GET_SIZE(groups);
+    int *ndbl = PyMem_Calloc(ngroups ? ngroups : 1, sizeof(int));
+    int *ncode = PyMem_Calloc(ngroups ? ngroups : 1, sizeof(int));
+    Node *root = NULL;
+    if (!ndbl || !ncode) { PyErr_NoMemory(); goto fail; }
+    for (int g = 0; g < ngroups; g++) {
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(groups, g), "ii", &ndbl[g], &ncode[g])) goto fail;
+        if (ndbl[g] < 1 || ncode[g] < 0) { bad_plan("an event list needs its time column"); goto fail; }
+    }
+    root = build_node(tree);
+    if (!root || check_node(root, nucols, ngroups, ndbl, ncode, -1) < 0) goto fail;
     free_node(self->root);
-    self->root = NULL;
     PyMem_Free(self->group_ndbl);
     PyMem_Free(self->group_ncode);
-    self->group_ndbl = self->group_ncode = NULL;
-    self->ngroups = (int)PyTuple_GET_SIZE(groups);
-    self->group_ndbl = PyMem_Calloc(self->ngroups ? self->ngroups : 1, sizeof(int));
-    self->group_ncode = PyMem_Calloc(self->ngroups ? self->ngroups : 1, sizeof(int));
-    if (!self->group_ndbl || !self->group_ncode) { PyErr_NoMemory(); return -1; }
-    for (int g = 0; g < self->ngroups; g++) {
-        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(groups, g), "ii", &self->group_ndbl[g], &self->group_ncode[g])) return -1;
-    }
+    self->root = root;
+    self->ngroups = ngroups;
+    self->group_ndbl = ndbl;
+    self->group_ncode = ncode;
     self->nucols = nucols;
     self->latest = latest;
-    self->root = build_node(tree);
-    return self->root ? 0 : -1;
+    return 0;
+fail:
+    free_node(root);
+    PyMem_Free(ndbl);
+    PyMem_Free(ncode);
+    return -1;
 }
 
 static void Scanner_dealloc(Scanner *self) {
@@ -832,6 +882,10 @@ PyDoc_STRVAR(scan_doc,
 "holds the start and end offset of each row's line (int64 pairs).");
 
 static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
+    if (!self->root) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner: not initialised");
+        return NULL;
+    }
     Py_buffer buf;
     if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0) return NULL;
     const unsigned char *data = buf.buf, *end = data + buf.len;
@@ -840,8 +894,12 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     Group *groups = PyMem_Calloc(self->ngroups ? self->ngroups : 1, sizeof(Group));
     char *st = NULL;
     LVec bounds = {0};
+    P s;
+    memset(&s, 0, sizeof(s));
+    /* each group's event count at the start of the current row (to roll a slow row back) */
+    Py_ssize_t *marks = PyMem_Malloc((self->ngroups ? self->ngroups : 1) * sizeof(Py_ssize_t));
     Py_ssize_t nlines = 0, cap_lines = 4096, row = 0;
-    if (!ucols || !groups) { PyErr_NoMemory(); goto done; }
+    if (!ucols || !groups || !marks) { PyErr_NoMemory(); goto done; }
     for (int g = 0; g < self->ngroups; g++) {
         groups[g].ndbl = self->group_ndbl[g];
         groups[g].ncode = self->group_ncode[g];
@@ -854,8 +912,6 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     ids = PyList_New(0);
     if (!st || !slow || !ids) { PyErr_NoMemory(); goto done; }
 
-    P s;
-    memset(&s, 0, sizeof(s));
     s.sc = self;
     s.instance = self->instance;
     s.ucols = ucols;
@@ -880,9 +936,6 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
             for (int k = 0; k < self->nucols; k++) {
                 if (dvec_push(&ucols[k], NAN) < 0) { PyErr_NoMemory(); goto done; }
             }
-            Py_ssize_t mark[64];
-            Py_ssize_t *marks = self->ngroups <= 64 ? mark : PyMem_Malloc(self->ngroups * sizeof(Py_ssize_t));
-            if (!marks) { PyErr_NoMemory(); goto done; }
             for (int g = 0; g < self->ngroups; g++) marks[g] = groups[g].uidx.n;
             s.p = p;
             s.end = lend;
@@ -902,7 +955,6 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
                 }
             }
             if (s.oom) {
-                if (marks != mark) PyMem_Free(marks);
                 PyErr_NoMemory();
                 goto done;
             }
@@ -922,10 +974,9 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
                 id = Py_NewRef(Py_None);
                 st[nlines] = ST_SLOW;
                 PyObject *t = Py_BuildValue("(nnn)", row, (Py_ssize_t)(line - data), (Py_ssize_t)(lend - data));
-                if (!t || PyList_Append(slow, t) < 0) { Py_XDECREF(t); Py_XDECREF(id); if (marks != mark) PyMem_Free(marks); goto done; }
+                if (!t || PyList_Append(slow, t) < 0) { Py_XDECREF(t); Py_XDECREF(id); goto done; }
                 Py_DECREF(t);
             }
-            if (marks != mark) PyMem_Free(marks);
             if (!id || PyList_Append(ids, id) < 0) { Py_XDECREF(id); goto done; }
             Py_DECREF(id);
             nlines++;
@@ -935,7 +986,6 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         line = nl + 1;
     }
 
-    self->instance = s.instance;
     status = PyBytes_FromStringAndSize(nlines ? st : "", nlines);
     ucols_out = PyTuple_New(self->nucols);
     groups_out = PyTuple_New(self->ngroups);
@@ -950,8 +1000,16 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         PyObject *d = PyTuple_New(gr->ndbl), *c = PyTuple_New(gr->ncode);
         PyObject *u = bytes_of(gr->uidx.p, gr->uidx.n * (Py_ssize_t)sizeof(int64_t));
         if (!d || !c || !u) { Py_XDECREF(d); Py_XDECREF(c); Py_XDECREF(u); goto done; }
-        for (int k = 0; k < gr->ndbl; k++) PyTuple_SET_ITEM(d, k, bytes_of(gr->d[k].p, gr->uidx.n * (Py_ssize_t)sizeof(double)));
-        for (int k = 0; k < gr->ncode; k++) PyTuple_SET_ITEM(c, k, bytes_of(gr->c[k].p, gr->uidx.n * (Py_ssize_t)sizeof(int16_t)));
+        int failed = 0;
+        for (int k = 0; k < gr->ndbl && !failed; k++) {
+            PyObject *b = bytes_of(gr->d[k].p, gr->uidx.n * (Py_ssize_t)sizeof(double));
+            if (!b) failed = 1; else PyTuple_SET_ITEM(d, k, b);
+        }
+        for (int k = 0; k < gr->ncode && !failed; k++) {
+            PyObject *b = bytes_of(gr->c[k].p, gr->uidx.n * (Py_ssize_t)sizeof(int16_t));
+            if (!b) failed = 1; else PyTuple_SET_ITEM(c, k, b);
+        }
+        if (failed) { Py_DECREF(d); Py_DECREF(c); Py_DECREF(u); goto done; }
         PyObject *t = PyTuple_Pack(3, u, d, c);
         Py_DECREF(u); Py_DECREF(d); Py_DECREF(c);
         if (!t) goto done;
@@ -963,6 +1021,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     Py_DECREF(bounds_out);
 
 done:
+    if (s.sc) self->instance = s.instance; /* on every exit: nodes keep stamps of the instances used */
     Py_XDECREF(status);
     Py_XDECREF(slow);
     Py_XDECREF(ids);
@@ -970,6 +1029,7 @@ done:
     Py_XDECREF(groups_out);
     PyMem_Free(st);
     PyMem_Free(bounds.p);
+    PyMem_Free(marks);
     if (ucols) {
         for (int k = 0; k < self->nucols; k++) PyMem_Free(ucols[k].p);
         PyMem_Free(ucols);
@@ -1006,7 +1066,7 @@ static PyTypeObject ScannerType = {
 };
 
 static struct PyModuleDef scanner_module = {
-    PyModuleDef_HEAD_INIT, "_scanner", "Compiled fast path of the profile decoder (see sightlines/_columnar.py).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_scanner", "Compiled fast path of the profile decoder (see sightlines/_fastdecode.py).", -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__scanner(void) {
