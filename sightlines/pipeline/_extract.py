@@ -473,6 +473,16 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     tmp_parent = os.path.dirname(storage._path(store.key("features"))) if storage.is_local else None
     if tmp_parent:
         os.makedirs(tmp_parent, exist_ok=True)
+    phases: dict[str, float] = {}
+    mark = time.perf_counter()
+
+    def phase(name: str) -> None:  # wall seconds of each part of the step, for the run record and benchmarks
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = round(now - mark, 3)
+        mark = now
+
+    phase("setup")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
         shares = plan_shares(keys, workers, [store.size(k) for k in keys], block_bytes=spec.block_bytes,
                                  most=spec.segment_blocks)
@@ -483,6 +493,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                  len(shares), min(workers, len(shares)), schema.version)
         results = sorted((r for rs in map_jobs(_extract_share, jobs, workers, label=f"extract {client} {date}")
                           for r in rs), key=lambda r: (r.file_index, r.segment))
+        phase("scan")
 
         # an id repeated in a later segment or file is a bad record too (the first occurrence stays)
         reasons = _mark_duplicates(results, find_duplicates(results))
@@ -498,6 +509,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                            key=lambda j: -os.path.getsize(j.staged))  # the longest first
         done = map_jobs(_finish_job, [*line_jobs, _NewKeysJob(spec=spec, keys=tuple(keys), id_path=config.roles.id),
                                       *part_jobs], workers, label=f"extract {client} {date} parts")
+        phase("parts")
         texts: dict[int, dict[int, str]] = {fi: got for fi, got in zip(sorted(wanted), done)}
         new: list[str] = done[len(line_jobs)]
         for r in results:
@@ -556,6 +568,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
             warnings.append(f"{len(vanished)} schema column(s) empty today: {', '.join(vanished[:10])}"
                             + (" ..." if len(vanished) > 10 else ""))
 
+        phase("quality")
         with store.dataset(store.events(date)) as ds:  # the columnar event log the sample step reads
             for r in results:
                 for name, path in sorted(r.events.items()):
@@ -575,12 +588,13 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                 "n_columns": len(schema.columns()), "new_keys": new, "vanished_keys": vanished,
                 "quality": summary,
             })
+        phase("commit")
     seconds = time.perf_counter() - t0
     details = {
         "users": good, "bad_records": bad, "bad_fraction": summary["bad_fraction"], "bad_by_kind": summary["bad_by_kind"],
         "blank_lines": summary["blank_lines"], "files": len(keys), "schema_version": schema.version,
         "columns": len(schema.columns()), "new_keys": new, "vanished_keys": vanished,
-        "seconds": round(seconds, 3), "users_per_second": round(good / seconds, 1) if seconds else None,
+        "seconds": round(seconds, 3), "phases": phases, "users_per_second": round(good / seconds, 1) if seconds else None,
     }
     log.info("extract %s %s: %d users, %d bad, %.1f s", client, date, good, bad, seconds)
     return StepResult(step="extract", client=client, date=dt.date.fromisoformat(date), status=STATUS_OK,
