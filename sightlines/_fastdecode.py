@@ -306,16 +306,18 @@ class BlockDecoder:
             add = ref.events[path]
             if len(add.uidx) == 0:
                 continue
-            uidx = np.concatenate([eb.uidx, r[add.uidx]])
-            order = np.argsort(uidx, kind="stable")
-            eb.uidx = uidx[order]
-            eb.t = np.concatenate([eb.t, add.t])[order]
+            # the slow rows have no events yet (the scanner rolled them back): their events go in at the
+            # places that keep ``uidx`` sorted, in their own order (no sort of the whole block)
+            new_uidx = r[add.uidx]
+            at = np.searchsorted(eb.uidx, new_uidx)
+            eb.uidx = np.insert(eb.uidx, at, new_uidx)
+            eb.t = np.insert(eb.t, at, add.t)
             for name in eb.values:
-                eb.values[name] = np.concatenate([eb.values[name], add.values[name]])[order]
+                eb.values[name] = np.insert(eb.values[name], at, add.values[name])
             for name in eb.flag_times:
-                eb.flag_times[name] = np.concatenate([eb.flag_times[name], add.flag_times[name]])[order]
+                eb.flag_times[name] = np.insert(eb.flag_times[name], at, add.flag_times[name])
             for name in eb.codes:
-                eb.codes[name] = np.concatenate([eb.codes[name], add.codes[name]])[order]
+                eb.codes[name] = np.insert(eb.codes[name], at, add.codes[name])
 
 
 #: set to ``python`` to force the reference decoder (debugging, comparisons)

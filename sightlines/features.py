@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -41,6 +42,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._decode import MAX_LIST, Plan
+from ._native import features as _native_features
 from ._timeparse import end_of_day, parse_times
 from .config import Roles
 from .schema import HALF_LIVES, LEVEL_WINDOWS, RATE_WINDOWS, EventArray, Schema, column_name
@@ -139,9 +141,14 @@ class Chunk:
         remap[rows] = np.arange(len(rows))
         events = {}
         for path, b in self.events.items():
-            keep = remap[b.uidx] >= 0
+            new_uidx = remap[b.uidx]
+            keep = new_uidx >= 0
+            if keep.all():  # the rows left out have no events (bad lines, say): only the user index moves
+                events[path] = EventBlock(uidx=new_uidx, t=b.t, values=dict(b.values),
+                                          flag_times=dict(b.flag_times), codes=dict(b.codes))
+                continue
             events[path] = EventBlock(
-                uidx=remap[b.uidx[keep]], t=b.t[keep],
+                uidx=new_uidx[keep], t=b.t[keep],
                 values={k: v[keep] for k, v in b.values.items()},
                 flag_times={k: v[keep] for k, v in b.flag_times.items()},
                 codes={k: v[keep] for k, v in b.codes.items()},
@@ -423,7 +430,7 @@ def _event_features(ev: EventArray, block: EventBlock, n: int, as_of: float, win
         lb = np.searchsorted(lw, age_v, side="right")
         for li, lev in enumerate(levels):
             sel = codes == li
-            m = np.bincount(uidx[sel] * (len(lw) + 1) + lb[sel], minlength=n * (len(lw) + 1)).reshape(n, -1)
+            m = np.bincount(uidx[sel] * (len(lw) + 1) + lb[sel], minlength=n * (len(lw) + 1)).reshape(n, len(lw) + 1)
             m = np.cumsum(m, axis=1)
             for k, w in enumerate(LEVEL_WINDOWS):
                 cols[f"{p}.{column_name([f])}={column_name([lev])}.n_{w}d"] = m[:, k]
@@ -445,7 +452,20 @@ def feature_columns(chunk: Chunk, schema: Schema, *, as_of: float, time_travel: 
     -------
     dict
         Column name -> float32 array, in ``schema.column_names()`` order.
+
+    Notes
+    -----
+    The window aggregates run in compiled code (``sightlines/_native/_features.c``)
+    when it is built; the numpy code here is the reference it must match bit for
+    bit. ``SIGHTLINES_DECODER=python`` forces the reference.
     """
+    if _native_features is not None and os.environ.get("SIGHTLINES_DECODER", "").lower() != "python":
+        return _compiled_feature_columns(chunk, schema, as_of=as_of, time_travel=time_travel)
+    return _reference_feature_columns(chunk, schema, as_of=as_of, time_travel=time_travel)
+
+
+def _state_columns(chunk: Chunk, schema: Schema, as_of: float, time_travel: bool) -> dict[str, np.ndarray]:
+    """The columns of scalars and list lengths (float64; timestamps as days before ``as_of``)."""
     n = chunk.n
     cols: dict[str, np.ndarray] = {}
     for s in schema.scalars:
@@ -459,10 +479,74 @@ def feature_columns(chunk: Chunk, schema: Schema, *, as_of: float, time_travel: 
             cols[s.name] = np.full(n, np.nan) if time_travel else v
     for lst in schema.lists:
         cols[f"{lst.name}.len"] = np.full(n, np.nan) if time_travel else chunk.lists[lst.name]
+    return cols
+
+
+def _reference_feature_columns(chunk: Chunk, schema: Schema, *, as_of: float,
+                               time_travel: bool = False) -> dict[str, np.ndarray]:
+    """:func:`feature_columns` in numpy alone (the reference of the compiled window aggregates)."""
+    n = chunk.n
+    cols = _state_columns(chunk, schema, as_of, time_travel)
     exposure = _exposure_days(chunk, as_of)
     for ev in schema.events:
         _event_features(ev, chunk.events[".".join(ev.path)], n, as_of, schema.windows, cols, exposure)
     return {name: _to_float32(cols[name]) for name in schema.column_names()}
+
+
+def _event_statistics(ev: EventArray, block: EventBlock, windows: tuple[int, ...]
+                      ) -> tuple[list[str], tuple[tuple[bool, np.ndarray], ...], tuple[np.ndarray, ...],
+                                 tuple[tuple[np.ndarray, int], ...]]:
+    """The column names of one event list's statistics in the compiled kernel's order, and its inputs.
+
+    Mirrors :func:`_event_features` name for name (see ``_features.c`` for the order).
+    """
+    p = ev.name
+    names = [f"{p}.n", *(f"{p}.n_{w}d" for w in windows), f"{p}.days_since_first", f"{p}.days_since_last"]
+    names += [f"{p}.per_day_{w}d" for w in windows if w in RATE_WINDOWS]
+    names += [f"{p}.decayed_{h}d" for h in HALF_LIVES]
+    f64 = np.float64
+    sums = [(f, False, block.values[f]) for f in ev.numeric]
+    sums += [(f, True, block.flag_times[f]) for f in ev.flags]
+    sums += [(f"{f}_n", False, block.values[f"{f}_n"]) for f in ev.lengths]
+    for f, _, _ in sums:
+        name = column_name([f])
+        for w in windows:
+            names += [f"{p}.{name}.sum_{w}d", f"{p}.{name}.mean_{w}d"]
+    names += [f"{p}.{column_name([f])}.days_since_last" for f in ev.flags]
+    levels = []
+    for f, levs in sorted(ev.levels.items()):
+        levels.append((np.ascontiguousarray(block.codes[f], dtype=np.int16), len(levs)))
+        names += [f"{p}.{column_name([f])}={column_name([lev])}.n_{w}d" for lev in levs for w in LEVEL_WINDOWS]
+    return (names, tuple((flag, np.ascontiguousarray(x, dtype=f64)) for _, flag, x in sums),
+            tuple(np.ascontiguousarray(block.flag_times[f], dtype=f64) for f in ev.flags), tuple(levels))
+
+
+def _compiled_feature_columns(chunk: Chunk, schema: Schema, *, as_of: float,
+                              time_travel: bool = False) -> dict[str, np.ndarray]:
+    """:func:`feature_columns` with the window aggregates in ``_features.c``: one pass over the events."""
+    assert _native_features is not None
+    n = chunk.n
+    names = schema.column_names()
+    index = {name: i for i, name in enumerate(names)}
+    out = np.full((len(names), n), np.nan, dtype=np.float32)
+    for name, values in _state_columns(chunk, schema, as_of, time_travel).items():
+        if name in index:
+            out[index[name]] = _to_float32(values)
+    blocks = [chunk.events[".".join(ev.path)] for ev in schema.events]
+    contiguous = [(np.ascontiguousarray(b.uidx, dtype=np.int64), np.ascontiguousarray(b.t, dtype=np.float64))
+                  for b in chunk.events.values()]
+    exposure = np.frombuffer(_native_features.exposure_days(
+        n, float(as_of), np.ascontiguousarray(chunk.created, dtype=np.float64), tuple(contiguous)), dtype=np.float64)
+    windows = tuple(float(w) for w in schema.windows)
+    rate = tuple(1.0 if w in RATE_WINDOWS else 0.0 for w in schema.windows)
+    for ev, block in zip(schema.events, blocks):
+        stat_names, sums, flags, levels = _event_statistics(ev, block, schema.windows)
+        rows = np.array([index.get(name, -1) for name in stat_names], dtype=np.int32)
+        _native_features.event_features(
+            out, n, rows, float(as_of), np.ascontiguousarray(block.uidx, dtype=np.int64),
+            np.ascontiguousarray(block.t, dtype=np.float64), sums, flags, levels, windows, rate,
+            tuple(float(h) for h in HALF_LIVES), tuple(float(w) for w in LEVEL_WINDOWS), exposure)
+    return dict(zip(names, out))
 
 
 def _to_float32(values: Any) -> np.ndarray:
