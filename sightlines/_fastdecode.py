@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,12 +33,12 @@ from ._decode import Plan, _Node
 from ._native import scanner as _native
 from .config import Roles
 from .features import ITEMS_FIELD, Chunk, EventBlock, chunk_from_users
-from .profiles import BOM, BadRecord, DecodedBlock, _text, decode_block
+from .profiles import BadRecord, DecodedBlock, decode_block, line_text
 from .schema import Schema
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BlockDecoder", "decode_to_chunk", "available"]
+__all__ = ["BlockDecoder", "ScannedBlock", "SegmentDecoder", "decode_to_chunk", "make_decoder", "available"]
 
 
 class Unsupported(ValueError):
@@ -84,6 +85,28 @@ def _node_at(root: _Node, dotted: str) -> _Node:
             raise Unsupported(f"{dotted} is not in the plan")
         node = node.children[key]
     return node
+
+
+@dataclass
+class ScannedBlock:
+    """A block of lines after the compiled scan, before :meth:`BlockDecoder.merge`.
+
+    One row per non-blank line. The plain lines' values and events are in
+    ``ucols`` and ``groups`` (the scanner's layout); the slow lines' rows are
+    still empty there, their users decoded by msgspec in ``slow_users``.
+    """
+
+    lines: np.ndarray  # line number of each row
+    ids: list[Any]  # id of each row (None: the line is kept aside)
+    ucols: list[np.ndarray]
+    groups: list[tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]]
+    bounds: np.ndarray  # start and end offset of each row's line in the scanned buffer
+    n_lines: int = 0
+    blank: int = 0
+    lenient: int = 0
+    slow_rows: list[int] = field(default_factory=list)
+    slow_users: list[Any] = field(default_factory=list)
+    bad_at: dict[int, list[BadRecord]] = field(default_factory=dict)
 
 
 class BlockDecoder:
@@ -193,122 +216,150 @@ class BlockDecoder:
         self.scanner = _native.Scanner(b.tree(root), n_user, tuple((len(d), len(c)) for _, d, c in self.groups),
                                        float(latest))
 
-    def decode(self, buf: bytes | memoryview, first_lineno: int, file_name: str,
-               seen: dict[str, int]) -> tuple[DecodedBlock, Chunk]:
-        """Decode the lines of ``buf`` (``\\n``-separated; the last may lack its newline).
+    def scan(self, buf: bytes | memoryview, first_lineno: int, file_name: str) -> ScannedBlock:
+        """Scan the lines of ``buf`` (``\\n``-separated; the last may lack its newline).
 
-        Same contract as ``decode_block`` + ``chunk_from_users``: ``seen`` (id ->
-        line number) is updated, repeated ids become bad records, and the chunk
-        holds the good users in line order.
+        The plain lines are decoded by the compiled scanner; the others (slow)
+        by msgspec, one by one, into typed records whose columns
+        :meth:`merge` fills in later, for several blocks at once (the
+        reference's column code has a fixed cost per call). ``buf`` is not
+        kept: use ``bounds`` before it changes.
         """
         status_b, slow, ids, ucols_b, groups_b, bounds_b = self.scanner.scan(buf)
         status = np.frombuffer(status_b, dtype=np.uint8)
         nonblank = np.flatnonzero(status != 2)
         lines = nonblank + first_lineno
-        out = DecodedBlock(blank=len(status) - len(nonblank), n_lines=len(status))
-        ucols = [np.frombuffer(c, dtype=np.float64) for c in ucols_b]
         groups = []
-        for (path, dbl, codes), (uidx_b, d_b, c_b) in zip(self.groups, groups_b):
-            eb = EventBlock(uidx=np.frombuffer(uidx_b, dtype=np.int64), t=np.empty(0))
-            for (kind, name), buf_d in zip(dbl, d_b):
-                arr = np.frombuffer(buf_d, dtype=np.float64)
+        for (_, dbl, codes), (uidx_b, d_b, c_b) in zip(self.groups, groups_b):
+            groups.append((np.frombuffer(uidx_b, dtype=np.int64), [np.frombuffer(b, dtype=np.float64) for b in d_b],
+                           [np.frombuffer(b, dtype=np.int16) for b in c_b]))
+        out = ScannedBlock(lines=lines, ids=ids, ucols=[np.frombuffer(c, dtype=np.float64) for c in ucols_b],
+                           groups=groups, bounds=np.frombuffer(bounds_b, dtype=np.int64), n_lines=len(status),
+                           blank=len(status) - len(nonblank))
+        if slow:
+            mv = memoryview(buf)
+            for row, start, end in slow:
+                one = decode_block([bytes(mv[start:end])], int(lines[row]), file_name, self.plan, None,
+                                   id_path=self.roles.id)
+                out.lenient += one.lenient
+                out.blank += one.blank
+                if one.bad:
+                    out.bad_at[row] = one.bad
+                if one.users:
+                    out.slow_rows.append(row)
+                    out.slow_users.append(one.users[0])
+                    ids[row] = one.ids[0]
+        return out
+
+    def merge(self, blocks: list[ScannedBlock]) -> tuple[DecodedBlock, Chunk, np.ndarray]:
+        """The good users of scanned blocks, in line order: their ids, bad records and counts, and their chunk.
+
+        Ids are not compared (a repeated id stays). Also returns the row (in
+        the concatenated blocks) of each good user.
+        """
+        offsets = np.cumsum([0] + [len(b.ids) for b in blocks])
+        one = len(blocks) == 1
+
+        def cat(arrays: list[np.ndarray]) -> np.ndarray:
+            return arrays[0] if one else np.concatenate(arrays)
+
+        ucols = [cat([b.ucols[k] for b in blocks]) for k in range(len(blocks[0].ucols))] if blocks else []
+        events = {}
+        for gi, (path, dbl, codes) in enumerate(self.groups):
+            eb = EventBlock(uidx=cat([b.groups[gi][0] + off for b, off in zip(blocks, offsets)]) if not one
+                            else blocks[0].groups[gi][0], t=np.empty(0))
+            for k, (kind, name) in enumerate(dbl):
+                arr = cat([b.groups[gi][1][k] for b in blocks])
                 if kind == "t":
                     eb.t = arr
                 elif kind == "f":
                     eb.flag_times[name] = arr
                 else:
                     eb.values[name] = arr
-            for name, buf_c in zip(codes, c_b):
-                eb.codes[name] = np.frombuffer(buf_c, dtype=np.int16)
-            groups.append((path, eb))
+            for k, name in enumerate(codes):
+                eb.codes[name] = cat([b.groups[gi][2][k] for b in blocks])
+            events[path] = eb
+        ids: list[Any] = [uid for b in blocks for uid in b.ids]
         chunk = Chunk(
             user_ids=ids,
             scalars={name: ucols[slot] for name, slot in self.scalar_slots},
             lists={name: ucols[slot] for name, slot in self.list_slots},
-            events=dict(groups),
+            events=events,
             created=ucols[self.created_slot], optout=ucols[self.optout_slot],
         )
-        bad_at: dict[int, list[Any]] = {}
-        if slow:
-            self._patch_slow(buf, slow, lines, file_name, chunk, ids, bad_at, out)
-        # ids in line order: drop lines that are bad, and ids already seen (the first occurrence stays)
-        line_list = lines.tolist()
+        slow_rows = [off + row for b, off in zip(blocks, offsets.tolist()) for row in b.slow_rows]
+        if slow_rows:
+            self._patch_slow(chunk, np.asarray(slow_rows, dtype=np.int64),
+                             [u for b in blocks for u in b.slow_users], [ids[r] for r in slow_rows])
+        out = DecodedBlock(blank=sum(b.blank for b in blocks), lenient=sum(b.lenient for b in blocks),
+                           n_lines=sum(b.n_lines for b in blocks))
+        out.bad = [bad for b in blocks for row in sorted(b.bad_at) for bad in b.bad_at[row]]
+        lines = cat([b.lines for b in blocks]) if blocks else np.zeros(0, np.int64)
         if None in ids:  # lines kept aside (not JSON, no usable id...): their rows go
-            good = [row for row, uid in enumerate(ids) if uid is not None]
-            good_ids = [ids[row] for row in good]
+            good = np.asarray([row for row, uid in enumerate(ids) if uid is not None], dtype=np.int64)
+            chunk = chunk.take(good)
+            out.ids = chunk.user_ids
+            out.lines = lines[good].tolist()
         else:
-            good, good_ids = None, ids
-        good_lines = line_list if good is None else [line_list[row] for row in good]
-        fresh = dict(zip(good_ids, good_lines))
-        if len(fresh) == len(good_ids) and seen.keys().isdisjoint(fresh):  # the usual block: no id repeats
-            seen.update(fresh)
-            out.bad.extend(b for row in sorted(bad_at) for b in bad_at[row])
-            if good is not None:
-                chunk = chunk.take(np.asarray(good, dtype=np.int64))
-            out.ids, out.lines = good_ids, good_lines
+            good = np.arange(len(ids), dtype=np.int64)
+            out.ids = ids
+            out.lines = lines.tolist()
+        return out, chunk, good
+
+    def decode(self, buf: bytes | memoryview, first_lineno: int, file_name: str,
+               seen: dict[str, int] | None) -> tuple[DecodedBlock, Chunk]:
+        """Decode the lines of ``buf`` (``\\n``-separated; the last may lack its newline).
+
+        Same contract as ``decode_block`` + ``chunk_from_users``: ``seen`` (id ->
+        line number) is updated, repeated ids become bad records, and the chunk
+        holds the good users in line order.
+        """
+        scanned = self.scan(buf, first_lineno, file_name)
+        out, chunk, good = self.merge([scanned])
+        if seen is None:
             return out, chunk
+        fresh = dict(zip(out.ids, out.lines))
+        if len(fresh) == len(out.ids) and seen.keys().isdisjoint(fresh):  # the usual block: no id repeats
+            seen.update(fresh)
+            return out, chunk
+        # ids in line order: a repeat of an id already seen is kept aside (the first occurrence stays)
+        bounds = scanned.bounds
         keep: list[int] = []
-        bad = out.bad
-        bounds = np.frombuffer(bounds_b, dtype=np.int64)  # start and end of each row's line
-        for row, uid in enumerate(ids):
-            if uid is None:
-                bad.extend(bad_at.get(row, ()))
-                continue
+        bad_by_line = {b.line: b for b in out.bad}
+        for i, (uid, line) in enumerate(zip(out.ids, out.lines)):
             first = seen.get(uid)
             if first is not None:
-                text = bytes(buf[bounds[2 * row]:bounds[2 * row + 1]])
-                bad.append(BadRecord(file_name, line_list[row], "duplicate_id",
-                                     f"duplicate id {uid!r} (first seen at line {first})",
-                                     _text(text[3:] if text[:3] == BOM else text)))
+                row = int(good[i])
+                bad_by_line[line] = BadRecord(file_name, line, "duplicate_id",
+                                              f"duplicate id {uid!r} (first seen at line {first})",
+                                              line_text(bytes(buf[bounds[2 * row]:bounds[2 * row + 1]])))
                 continue
-            seen[uid] = line_list[row]
-            keep.append(row)
-        if len(keep) != len(ids):
+            seen[uid] = line
+            keep.append(i)
+        out.bad = [bad_by_line[line] for line in sorted(bad_by_line)]
+        if len(keep) != len(out.ids):
             rows = np.asarray(keep, dtype=np.int64)
             chunk = chunk.take(rows)
+            out.lines = [out.lines[i] for i in keep]
             out.ids = chunk.user_ids
-            out.lines = lines[rows].tolist()
-        else:
-            out.ids = ids
-            out.lines = line_list
         return out, chunk
 
-    def _patch_slow(self, buf: bytes, slow: list[tuple[int, int, int]], lines: np.ndarray, file_name: str,
-                    chunk: Chunk, ids: list[Any], bad_at: dict[int, list[Any]],
-                    out: DecodedBlock) -> None:
-        """Decode the slow lines with the reference decoder and write their rows into the chunk."""
-        mv = memoryview(buf)
-        users, slow_ids, rows = [], [], []
-        for row, start, end in slow:
-            one = decode_block([bytes(mv[start:end])], int(lines[row]), file_name, self.plan, {},
-                               id_path=self.roles.id)
-            out.lenient += one.lenient
-            out.blank += one.blank
-            if one.bad:
-                bad_at[row] = one.bad
-            if one.users:
-                users.append(one.users[0])
-                slow_ids.append(one.ids[0])
-                rows.append(row)
-        if not users:
-            return
-        ref = chunk_from_users(users, slow_ids, self.plan, self.schema, latest=self.latest, roles=self.roles)
-        r = np.asarray(rows, dtype=np.int64)
+    def _patch_slow(self, chunk: Chunk, rows: np.ndarray, users: list[Any], ids: list[str]) -> None:
+        """Write the columns of the slow lines' users (typed records, at ``rows`` of ``chunk``) into the chunk."""
+        ref = chunk_from_users(users, ids, self.plan, self.schema, latest=self.latest, roles=self.roles)
         for name, values in ref.scalars.items():
-            chunk.scalars[name][r] = values
+            chunk.scalars[name][rows] = values
         for name, values in ref.lists.items():
-            chunk.lists[name][r] = values
-        chunk.created[r] = ref.created
-        chunk.optout[r] = ref.optout
-        for row, uid in zip(rows, slow_ids):
-            ids[row] = uid
+            chunk.lists[name][rows] = values
+        chunk.created[rows] = ref.created
+        chunk.optout[rows] = ref.optout
         for path, eb in chunk.events.items():
             add = ref.events[path]
             if len(add.uidx) == 0:
                 continue
             # the slow rows have no events yet (the scanner rolled them back): their events go in at the
             # places that keep ``uidx`` sorted, in their own order (no sort of the whole block)
-            new_uidx = r[add.uidx]
+            new_uidx = rows[add.uidx]
             at = np.searchsorted(eb.uidx, new_uidx)
             eb.uidx = np.insert(eb.uidx, at, new_uidx)
             eb.t = np.insert(eb.t, at, add.t)
@@ -353,3 +404,74 @@ def decode_to_chunk(buf: bytes | memoryview, first_lineno: int, file_name: str, 
     chunk = chunk_from_users(block.users, block.ids, plan, schema, latest=latest, roles=roles)
     block.users = []  # the typed records are no longer needed
     return block, chunk
+
+
+class SegmentDecoder:
+    """Decodes the blocks of one segment of a snapshot file, then gives all its good users at once.
+
+    Ids are not compared here: a repeated id stays (``extract`` finds repeats
+    across the whole snapshot). With the compiled ``decoder`` the slow lines of
+    all the blocks go through the reference decoder's columns in one call;
+    without it, every line does.
+
+    Parameters
+    ----------
+    plan, schema, roles, latest
+        As for :func:`decode_to_chunk`.
+    file_name : str
+        The snapshot file's name (for bad records).
+    decoder : BlockDecoder, optional
+        The compiled decoder (:func:`make_decoder`); None for the reference.
+    """
+
+    def __init__(self, plan: Plan, schema: Schema | None, roles: Roles, *, latest: float, file_name: str,
+                 decoder: BlockDecoder | None = None):
+        self.plan, self.schema, self.roles, self.latest = plan, schema, roles, latest
+        self.file_name, self.decoder = file_name, decoder
+        self._scanned: list[ScannedBlock] = []
+        self._blocks: list[DecodedBlock] = []
+
+    def __len__(self) -> int:
+        return len(self._scanned) + len(self._blocks)
+
+    def add(self, buf: bytes | memoryview, first_lineno: int) -> tuple[list[str], list[int], Any]:
+        """Decode the lines of ``buf``; returns this block's good ids, their line numbers, and a function
+        giving the raw text of the i-th of them (valid until ``buf`` changes), and sets :attr:`n_lines`."""
+        if self.decoder is not None:
+            sb = self.decoder.scan(buf, first_lineno, self.file_name)
+            self._scanned.append(sb)
+            self.n_lines = sb.n_lines
+            rows = [row for row, uid in enumerate(sb.ids) if uid is not None]
+            bounds = sb.bounds
+            ids = [sb.ids[row] for row in rows] if len(rows) != len(sb.ids) else sb.ids
+
+            def raw(i: int) -> bytes:
+                row = rows[i]
+                return bytes(buf[bounds[2 * row]:bounds[2 * row + 1]])
+
+            return ids, sb.lines[rows].tolist(), raw
+        lines = bytes(buf).split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        block = decode_block(lines, first_lineno, self.file_name, self.plan, None, id_path=self.roles.id)
+        block.n_lines = self.n_lines = len(lines)
+        self._blocks.append(block)
+        return block.ids, block.lines, lambda i: lines[block.lines[i] - first_lineno]
+
+    def finish(self) -> tuple[DecodedBlock, Chunk]:
+        """The segment's good users in line order (ids, line numbers, bad records, counts) and their chunk."""
+        if self.decoder is not None:
+            out, chunk, _ = self.decoder.merge(self._scanned)
+            self._scanned = []
+            return out, chunk
+        out = DecodedBlock(blank=sum(b.blank for b in self._blocks), lenient=sum(b.lenient for b in self._blocks),
+                           n_lines=sum(b.n_lines or 0 for b in self._blocks))
+        users = []
+        for b in self._blocks:
+            users.extend(b.users)
+            out.ids.extend(b.ids)
+            out.lines.extend(b.lines)
+            out.bad.extend(b.bad)
+        self._blocks = []
+        chunk = chunk_from_users(users, out.ids, self.plan, self.schema, latest=self.latest, roles=self.roles)
+        return out, chunk

@@ -31,7 +31,8 @@ from ._decode import Plan, parse_json_line
 from .errors import DataQualityError
 from .storage import ClientStore
 
-__all__ = ["BadRecord", "DecodedBlock", "raw_files", "open_snapshot_file", "iter_line_blocks", "RawBlocks", "decode_block", "usable_id", "RAW_SUFFIXES"]
+__all__ = ["BadRecord", "DecodedBlock", "raw_files", "open_snapshot_file", "iter_line_blocks", "RawBlocks", "decode_block", "usable_id", "line_text",
+           "RAW_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ class DecodedBlock:
     lenient: int = 0
     #: lines in the block (blank and bad ones included), when the decoder counted them
     n_lines: int | None = None
+    #: 64-bit hashes of ``ids`` (see ``sightlines.pipeline._scan.hash_ids``), when the scan computed them
+    hashes: Any = None
+    #: line number -> text of the lines whose id may have been seen before (kept for the quarantine)
+    texts: dict[int, str] = field(default_factory=dict)
 
 
 def raw_files(store: ClientStore, date: str) -> list[str]:
@@ -179,6 +184,11 @@ def _text(line: bytes) -> str:
     return line[:_MAX_TEXT].decode("utf-8", errors="replace")
 
 
+def line_text(line: bytes) -> str:
+    """What the quarantine keeps of a raw line: its start, without a byte-order mark, as text."""
+    return _text(line[3:] if line[:3] == BOM else line)
+
+
 def usable_id(value: Any) -> str | None:
     """The user id ``value`` as a string, or None when it cannot be one (missing, empty, too long, not text or int)."""
     t = type(value)
@@ -190,7 +200,7 @@ def usable_id(value: Any) -> str | None:
     return None
 
 
-def decode_block(lines: list[bytes], first_lineno: int, file_name: str, plan: Plan, seen: dict[str, int],
+def decode_block(lines: list[bytes], first_lineno: int, file_name: str, plan: Plan, seen: dict[str, int] | None,
                  *, id_path: str = "id") -> DecodedBlock:
     """Decode a block of lines; good users go to ``users``, the rest to ``bad``.
 
@@ -204,8 +214,11 @@ def decode_block(lines: list[bytes], first_lineno: int, file_name: str, plan: Pl
         The file's name, for messages.
     plan : Plan
         Decoding plan of the client's schema.
-    seen : dict
-        Ids seen so far in this snapshot -> line number; updated in place.
+    seen : dict or None
+        Ids seen so far in this snapshot -> line number; updated in place. A
+        line repeating one of them is kept aside as ``duplicate_id``. None: ids
+        are not compared here (the caller finds repeats, as ``extract`` does
+        across the whole snapshot).
     id_path : str, default="id"
         Dotted path of the user id.
     """
@@ -232,12 +245,13 @@ def decode_block(lines: list[bytes], first_lineno: int, file_name: str, plan: Pl
             out.bad.append(BadRecord(file_name, lineno, "no_id",
                                      f"no usable id at '{id_path}' (got {_describe(get_id(user))})", _text(line)))
             continue
-        first = seen.get(uid)
-        if first is not None:
-            out.bad.append(BadRecord(file_name, lineno, "duplicate_id",
-                                     f"duplicate id {uid!r} (first seen at line {first})", _text(line)))
-            continue
-        seen[uid] = lineno
+        if seen is not None:
+            first = seen.get(uid)
+            if first is not None:
+                out.bad.append(BadRecord(file_name, lineno, "duplicate_id",
+                                         f"duplicate id {uid!r} (first seen at line {first})", _text(line)))
+                continue
+            seen[uid] = lineno
         users.append(user)
         ids.append(uid)
         linenos.append(lineno)

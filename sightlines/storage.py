@@ -53,6 +53,7 @@ __all__ = [
     "Storage",
     "ClientStore",
     "DatasetWriter",
+    "file_sha256",
     "validate_client_id",
     "resolve_root",
     "date_str",
@@ -365,6 +366,15 @@ def dump_json(obj: Any) -> bytes:
     ) + b"\n"
 
 
+def file_sha256(path: str) -> str:
+    """The SHA-256 (hex) of a local file, as dataset manifests record it."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class DatasetWriter:
     """Writes the files of one dataset and commits them with a manifest.
 
@@ -410,14 +420,15 @@ class DatasetWriter:
             writer.close()
         self._files[name] = {"path": rel, "bytes": writer.nbytes, "sha256": writer.sha256.hexdigest()}
 
-    def add_file(self, name: str, local_path: str) -> None:
-        """Add a finished local file (e.g. written by a worker process) to the dataset; it is moved or uploaded."""
+    def add_file(self, name: str, local_path: str, *, sha256: str | None = None) -> None:
+        """Add a finished local file (e.g. written by a worker process) to the dataset; it is moved or uploaded.
+
+        ``sha256`` is the file's checksum if the caller already has it (:func:`file_sha256`, computed
+        where the file was written, while it is in the page cache); otherwise it is computed here.
+        """
         if name in self._files or name == MANIFEST:
             raise StorageError(f"dataset {self.prefix}: file {name!r} written twice or reserved")
-        h = hashlib.sha256()
-        with open(local_path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                h.update(block)
+        digest = sha256 or file_sha256(local_path)
         size = os.path.getsize(local_path)
         rel = self._rel(name)
         if self.storage.is_local:
@@ -427,7 +438,7 @@ class DatasetWriter:
         else:
             self.storage.fs.put_file(local_path, self.storage._path(f"{self.prefix}/{rel}"))
             os.remove(local_path)
-        self._files[name] = {"path": rel, "bytes": size, "sha256": h.hexdigest()}
+        self._files[name] = {"path": rel, "bytes": size, "sha256": digest}
 
     def write_bytes(self, name: str, data: bytes) -> None:
         """Write a whole file of the dataset."""

@@ -13,6 +13,7 @@ import pytest
 from sightlines.config import ClientConfig
 from sightlines.errors import DataQualityError, NotFoundError
 from sightlines.pipeline import extract
+from sightlines.pipeline._extract import _read_lines
 from sightlines.schema import load_schema
 
 DATE = "2026-11-24"
@@ -97,7 +98,9 @@ def test_bad_lines_are_quarantined_with_file_line_and_reason(storage, write_snap
     assert bad[102]["reason"] == "not a JSON object (got an array)"
     assert bad[104]["reason"] == "no usable id at 'id' (got null)"
     assert bad[106]["reason"] == "no usable id at 'id' (got an object)"
-    assert "duplicate id 'u-00003' (first seen at line 4)" == bad[107]["reason"]
+    # every repeat names where its id was first seen, in the same file or another
+    assert "duplicate id 'u-00003' (first seen at part-00000.ndjson.gz line 4)" == bad[107]["reason"]
+    assert bad[107]["record"] == orjson.dumps(user(3)).decode()
     assert bad[101]["record"] == "{not json"
     # the good users are all there, the duplicate kept its first occurrence
     df = features(storage)
@@ -145,6 +148,46 @@ def test_repeated_ids_are_quarantined_with_their_own_text(storage, write_snapsho
     # the event log keeps every scanned row; the rows dropped from the features are listed for its readers
     dropped = store.manifest(store.events(DATE))["dropped"]
     assert sum(len(v) for v in dropped.values()) == 11
+
+
+def test_repeats_keep_their_text_from_the_scan_or_read_it_back(storage, write_snapshot, monkeypatch):
+    from sightlines.pipeline import _extract, _scan
+
+    monkeypatch.setattr(_scan, "BLOCK_BYTES", 16 << 10)  # several blocks and segments a file
+    monkeypatch.setattr(_scan, "SEGMENT_BLOCKS", 2)
+    store = storage.client("acme")
+    lines = [user(i) for i in range(400)]
+    lines[10] = user(9, vars={"note": "soon"})  # line 11 repeats line 10, in the same block
+    lines[150] = user(7, vars={"note": "again"})  # line 151 repeats line 8, in a later segment
+    lines.append(b"\xef\xbb\xbf" + orjson.dumps(user(3)))  # a repeat with a byte-order mark
+    write_snapshot(store, DATE, lines[:300], name="part-00000.ndjson.gz")
+    write_snapshot(store, DATE, lines[300:] + [user(299)], name="part-00001.ndjson.gz")
+
+    def no_reads(*args, **kwargs):
+        raise AssertionError("the scan kept every repeated line's text: nothing is read back")
+
+    monkeypatch.setattr(_extract, "_read_lines", no_reads)
+    result = extract("acme", DATE, storage, workers=1)
+    kept = {(r["file"], r["line"]): r for r in quarantine(storage)}
+    assert result.details["bad_by_kind"] == {"duplicate_id": 4}
+    assert sorted(kept) == [("part-00000.ndjson.gz", 11), ("part-00000.ndjson.gz", 151),
+                            ("part-00001.ndjson.gz", 101), ("part-00001.ndjson.gz", 102)]
+    first = "part-00000.ndjson.gz"
+    assert kept[(first, 11)]["reason"] == f"duplicate id 'u-00009' (first seen at {first} line 10)"
+    assert kept[(first, 11)]["record"] == orjson.dumps(user(9, vars={"note": "soon"})).decode()
+    assert kept[(first, 151)]["reason"] == f"duplicate id 'u-00007' (first seen at {first} line 8)"
+    assert kept[(first, 151)]["record"] == orjson.dumps(user(7, vars={"note": "again"})).decode()
+    assert kept[("part-00001.ndjson.gz", 101)]["record"] == orjson.dumps(user(3)).decode()  # without the mark
+    assert kept[("part-00001.ndjson.gz", 102)]["reason"] == f"duplicate id 'u-00299' (first seen at {first} line 300)"
+    df = features(storage)
+    assert df.index.is_unique and len(df) == 398 and df.loc["u-00009", "vars.loyalty.points"] == 90
+
+    # without the filter (no compiled module, say) every repeated line is read back: the same quarantine
+    monkeypatch.setattr(_extract, "_read_lines", _read_lines)
+    monkeypatch.setattr(_scan.SeenFilter, "create", classmethod(lambda cls, path, expected: None))
+    again = extract("acme", DATE, storage, workers=2)
+    assert again.details["bad_by_kind"] == result.details["bad_by_kind"]
+    assert {(r["file"], r["line"]): r for r in quarantine(storage)} == kept
 
 
 def test_wrong_typed_fields_become_missing_and_the_user_stays(storage, write_snapshot):

@@ -30,3 +30,27 @@ def test_weighted_sample_estimates_population_totals():
     est_n, true_n = w.sum(), (~np.isnan(label)).sum()
     assert abs(est_pos / true_pos - 1) < 1e-9  # positives have pi = 1
     assert abs(est_n / true_n - 1) < 0.02
+
+
+def test_training_frames_of_cutoffs_written_by_different_versions_stack(storage, tmp_path):
+    # a cutoff whose stored features declared nullable fields (older releases), one with required fields
+    # (to_table), and one missing a feature: read_frames stacks them all
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sightlines.features import to_table
+    from sightlines.pipeline._train import read_frames
+
+    store = storage.client("acme")
+    extra = {"_u": np.array([0.1, 0.2]), "y__p": np.array([1.0, 0.0]), "w__p": np.ones(2), "pi__p": np.ones(2)}
+    new = to_table(["a", "b"], {"f1": np.array([1.0, 2.0], np.float32), "f2": np.zeros(2, np.float32)}, extra=extra)
+    old = pa.table({n: new.column(n) for n in new.column_names})  # every field nullable
+    short = new.drop(["f2"])
+    with store.dataset(store.training("2026-11-24")) as ds:
+        for c, t in (("2026-11-10", new), ("2026-11-03", old), ("2026-10-27", short)):
+            path = str(tmp_path / f"{c}.parquet")
+            pq.write_table(t, path)
+            ds.add_file(f"c={c}/part-00000.parquet", path)
+    frames = read_frames(store, "2026-11-24", "p", ["2026-11-10", "2026-11-03", "2026-10-27"], ["f1", "f2"])
+    assert frames.num_rows == 6 and frames.column("f2").null_count == 2
+    assert frames.column("_cutoff").to_pylist() == ["2026-11-10"] * 2 + ["2026-11-03"] * 2 + ["2026-10-27"] * 2

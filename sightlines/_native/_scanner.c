@@ -1048,6 +1048,51 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------ */
+/* the filter of ids seen by every process scanning one snapshot       */
+
+PyDoc_STRVAR(mark_seen_doc,
+"mark_seen(bits, hashes) -> bytes\n\n"
+"Set two bits per 64-bit hash in ``bits`` (a writable buffer of 2**k bits, typically a memory map\n"
+"shared by several processes: the bits are set atomically), in order. Returns one byte per hash:\n"
+"1 when both of its bits were already set (the id may have been seen before), else 0.");
+
+static PyObject *mark_seen(PyObject *self, PyObject *args) {
+    Py_buffer bits, hashes;
+    if (!PyArg_ParseTuple(args, "w*y*", &bits, &hashes)) return NULL;
+    PyObject *out = NULL;
+    Py_ssize_t nwords = bits.len / 8, n = hashes.len / 8;
+    if (nwords < 1 || (nwords & (nwords - 1)) || bits.len % 8 || hashes.len % 8 || ((uintptr_t)bits.buf & 7)) {
+        PyErr_SetString(PyExc_ValueError, "mark_seen: bits must be an aligned power-of-two number of 64-bit words, "
+                                          "hashes a whole number of 64-bit values");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, n);
+    if (!out) goto done;
+    {
+        uint64_t *w = bits.buf;
+        const uint64_t *h = hashes.buf;
+        unsigned char *o = (unsigned char *)PyBytes_AS_STRING(out);
+        uint64_t mask = (uint64_t)nwords * 64 - 1;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint64_t a = h[i] & mask, b = (h[i] * 0x9E3779B97F4A7C15ULL >> 17) & mask;
+            uint64_t ba = 1ULL << (a & 63), bb = 1ULL << (b & 63);
+            uint64_t was_a = __atomic_fetch_or(&w[a >> 6], ba, __ATOMIC_RELAXED) & ba;
+            uint64_t was_b = __atomic_fetch_or(&w[b >> 6], bb, __ATOMIC_RELAXED) & bb;
+            o[i] = was_a && was_b;
+        }
+    }
+done:
+    PyBuffer_Release(&bits);
+    PyBuffer_Release(&hashes);
+    return out;
+}
+
+static PyMethodDef module_methods[] = {
+    {"mark_seen", (PyCFunction)mark_seen, METH_VARARGS, mark_seen_doc},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef Scanner_methods[] = {
     {"scan", (PyCFunction)Scanner_scan, METH_O, scan_doc},
     {NULL, NULL, 0, NULL},
@@ -1066,7 +1111,8 @@ static PyTypeObject ScannerType = {
 };
 
 static struct PyModuleDef scanner_module = {
-    PyModuleDef_HEAD_INIT, "_scanner", "Compiled fast path of the profile decoder (see sightlines/_fastdecode.py).", -1, NULL,
+    PyModuleDef_HEAD_INIT, "_scanner", "Compiled fast path of the profile decoder (see sightlines/_fastdecode.py).", -1,
+    module_methods,
 };
 
 PyMODINIT_FUNC PyInit__scanner(void) {

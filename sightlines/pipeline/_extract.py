@@ -22,13 +22,14 @@ from .._timeparse import end_of_day
 from ..config import ClientConfig
 from ..errors import DataQualityError, NotFoundError
 from ..features import feature_columns, to_table
-from ..profiles import BadRecord, RawBlocks, iter_line_blocks, raw_files, usable_id
+from ..profiles import BadRecord, RawBlocks, iter_line_blocks, line_text, raw_files, usable_id
 from ..result import STATUS_OK, StepResult
 from ..schema import Schema, learn_schema, load_schema, new_keys, save_schema
-from ..storage import ClientStore, Storage, date_str
+from ..storage import ClientStore, Storage, date_str, file_sha256
 from . import _scan
 from ._scan import (
     ScanSpec,
+    SeenFilter,
     Share,
     collector_paused,
     iter_segments,
@@ -81,6 +82,10 @@ class SegmentResult:
     events: dict[str, str] = field(default_factory=dict)
     #: rows of the event log's users that were dropped as duplicates (the feature part no longer has them)
     dropped: list[int] = field(default_factory=list)
+    #: line number -> text of the lines whose id may repeat an earlier one (see ``SeenFilter``)
+    texts: dict[int, str] = field(default_factory=dict)
+    #: local path -> SHA-256 of the files above, computed by the process that wrote them (still in its page cache)
+    sha256: dict[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -94,6 +99,7 @@ class _ShareJob:
     out_dir: str
     as_of: float
     event_names: dict[str, str]
+    seen: SeenFilter | None = None
 
 
 class _SegmentWriter:
@@ -117,6 +123,7 @@ class _SegmentWriter:
         self.lines: list[np.ndarray] = []
         self.present: Counter[str] = Counter()
         self.kinds: Counter[str] = Counter()
+        self.texts: dict[int, str] = {}
         self.event_names = job.event_names
         self.event_writers: dict[str, pq.ParquetWriter] = {}
         self.event_pending: dict[str, list[pa.Table]] = {}
@@ -155,9 +162,10 @@ class _SegmentWriter:
                 self.bad_handle = gzip.open(self.bad_path, "wb", compresslevel=3)
             for b in block.bad:
                 self.bad_handle.write(orjson.dumps(b.to_dict()) + b"\n")
+        self.texts.update(block.texts)
         if not len(block.ids):
             return
-        self.hashes.append(hash_ids(block.ids))
+        self.hashes.append(block.hashes)
         self.lines.append(np.asarray(block.lines, dtype=np.int64))
         for name, values in chunk.scalars.items():
             self.present[name] += int(np.count_nonzero(~np.isnan(values)))
@@ -176,6 +184,7 @@ class _SegmentWriter:
         for w in self.event_writers.values():
             w.close()
         r = self.res
+        r.sha256.update({path: file_sha256(path) for path in r.events.values()})
         if self.writer is not None:
             self.writer.close()
             self.sink.close()
@@ -185,7 +194,7 @@ class _SegmentWriter:
             r.bad_path = self.bad_path
         r.hashes = np.concatenate(self.hashes) if self.hashes else np.zeros(0, np.uint64)
         r.lines = np.concatenate(self.lines) if self.lines else np.zeros(0, np.int64)
-        r.present, r.bad_kinds = dict(self.present), dict(self.kinds)
+        r.present, r.bad_kinds, r.texts = dict(self.present), dict(self.kinds), self.texts
         return r
 
 
@@ -209,7 +218,7 @@ def _extract_share(job: _ShareJob) -> list[SegmentResult]:
     out: list[SegmentResult] = []
     current: _SegmentWriter | None = None
     try:
-        for segment, block, chunk in iter_segments(spec, store, job.share, plan=plan, schema=schema):
+        for segment, block, chunk in iter_segments(spec, store, job.share, plan=plan, schema=schema, seen=job.seen):
             if current is None or current.res.segment != segment:
                 if current is not None:
                     out.append(current.close())
@@ -277,22 +286,16 @@ def learn_client_schema(store: ClientStore, date: dt.date | str, config: ClientC
     return schema
 
 
-def hash_ids(ids: list[str]) -> np.ndarray:
-    """Stable 64-bit hashes of user ids (the same in every process)."""
-    from pandas.util import hash_array
-
-    return hash_array(np.asarray(ids, dtype=object), categorize=False)
-
-
 def find_duplicates(results: list[SegmentResult]) -> dict[int, list[tuple[int, int, int, str]]]:
     """Rows whose id already appeared in an earlier segment (the first occurrence stays).
 
-    ``results`` must be in file and segment order. Returns, per result index,
-    ``(row, result index of the first occurrence, its row, the id)``. Only 8
-    bytes per user are held: ids are compared by hash, and the few colliding
-    ones are checked against the real ids in the parts.
+    ``results`` must be in file and segment order (rows in line order).
+    Returns, per result index, ``(row, result index of the first occurrence,
+    its row, the id)``. Only 8 bytes per user are held: ids are compared by
+    hash, and the few colliding ones are checked against the real ids in the
+    parts.
     """
-    if len(results) < 2:
+    if not results:
         return {}
     res_of = np.concatenate([np.full(len(r.hashes), i, dtype=np.int32) for i, r in enumerate(results)])
     row_of = np.concatenate([np.arange(len(r.hashes), dtype=np.int64) for r in results])
@@ -366,7 +369,8 @@ def _finish_job(job: _PartJob | _LinesJob | _NewKeysJob) -> Any:
     return new_keys(schema, _sample_users(job.spec.store(), list(job.keys), _NEW_KEYS_SAMPLE, job.id_path))
 
 
-def _finish_part(job: _PartJob) -> None:
+def _finish_part(job: _PartJob) -> str:
+    """Write the part; returns its SHA-256."""
     with pa.memory_map(job.staged) as src:
         table = pa.ipc.open_file(src).read_all()  # mapped, not copied
         if len(job.drop) > 100:  # many rows (a re-sent file): one copy of the rest
@@ -380,6 +384,7 @@ def _finish_part(job: _PartJob) -> None:
         pq.write_table(table, job.part, row_group_size=_ROW_GROUP, **FEATURE_PARQUET_OPTIONS)
         del table
     os.remove(job.staged)
+    return file_sha256(job.part)
 
 
 def _read_lines(store: ClientStore, key: str, wanted: tuple[int, ...]) -> dict[int, str]:
@@ -401,7 +406,7 @@ def _read_lines(store: ClientStore, key: str, wanted: tuple[int, ...]) -> dict[i
             stop = data.find(b"\n", pos, end)
             stop = end if stop < 0 else stop  # the file's last line may lack its newline
             if i < len(wanted) and lineno == wanted[i]:
-                out[lineno] = bytes(data[pos:min(stop, pos + _TEXT_CHARS)]).decode("utf-8", "replace")
+                out[lineno] = line_text(bytes(data[pos:min(stop, pos + 3 + _TEXT_CHARS)]))
                 i += 1
             lineno += 1
             pos = stop + 1
@@ -485,9 +490,12 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     phase("setup")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
         shares = plan_shares(keys, workers, [store.size(k) for k in keys], block_bytes=spec.block_bytes,
-                                 most=spec.segment_blocks)
+                             most=spec.segment_blocks)
         event_names = event_list_names(spec.plan())
-        jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of, event_names=event_names)
+        sizes = [store.size(k) for k in keys]
+        # ids seen by any worker: a line whose id may repeat an earlier one keeps its text while it is at hand
+        seen = SeenFilter.create(os.path.join(out_dir, "seen-ids.bits"), _expected_users(keys, sizes))
+        jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of, event_names=event_names, seen=seen)
                 for sh in shares]
         log.info("extract %s %s: %d file(s) in %d share(s), %d worker(s), schema v%d", client, date, len(keys),
                  len(shares), min(workers, len(shares)), schema.version)
@@ -495,13 +503,14 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                           for r in rs), key=lambda r: (r.file_index, r.segment))
         phase("scan")
 
-        # an id repeated in a later segment or file is a bad record too (the first occurrence stays)
-        reasons = _mark_duplicates(results, find_duplicates(results))
-        # then, in parallel: the parquet parts (without the duplicates), the text of the duplicate lines (read
-        # back from the snapshot) and the sample of users that tells about new keys
+        # an id repeated in a later line, segment or file is a bad record too (the first occurrence stays)
+        repeats = _mark_duplicates(results, find_duplicates(results))
+        # then, in parallel: the parquet parts (without the repeats), the text of the repeated lines that the scan
+        # did not keep (read back from the snapshot; rare) and the sample of users that tells about new keys
         wanted: dict[int, list[int]] = {}
-        for fi, line in reasons:
-            wanted.setdefault(fi, []).append(line)
+        for (fi, line), (_, text) in repeats.items():
+            if text is None:
+                wanted.setdefault(fi, []).append(line)
         line_jobs = [_LinesJob(spec=spec, key=keys[fi], lines=tuple(sorted(lines)))
                      for fi, lines in sorted(wanted.items())]
         part_jobs = sorted((_PartJob(staged=r.staged, part=os.path.join(out_dir, f"{r.label}.parquet"),
@@ -512,12 +521,17 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         phase("parts")
         texts: dict[int, dict[int, str]] = {fi: got for fi, got in zip(sorted(wanted), done)}
         new: list[str] = done[len(line_jobs)]
+        part_sha = {job.part: digest for job, digest in zip(part_jobs, done[len(line_jobs) + 1:])}
         for r in results:
             if r.staged:
                 r.part, r.staged = os.path.join(out_dir, f"{r.label}.parquet"), None
+                r.sha256[r.part] = part_sha[r.part]
         extra_bad = [BadRecord(keys[fi].rsplit("/", 1)[-1], line, "duplicate_id", f"duplicate id {reason}",
-                               texts[fi].get(line, ""))
-                     for (fi, line), reason in sorted(reasons.items())]
+                               text if text is not None else texts[fi].get(line, ""))
+                     for (fi, line), (reason, text) in sorted(repeats.items())]
+        if wanted:
+            log.info("extract %s %s: read back the text of %d repeated line(s) in %d file(s)", client, date,
+                     sum(len(v) for v in wanted.values()), len(wanted))
 
         good = sum(r.good for r in results)
         bad = sum(r.bad for r in results)
@@ -572,7 +586,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         with store.dataset(store.events(date)) as ds:  # the columnar event log the sample step reads
             for r in results:
                 for name, path in sorted(r.events.items()):
-                    ds.add_file(f"{name}/{r.label}.parquet", path)
+                    ds.add_file(f"{name}/{r.label}.parquet", path, sha256=r.sha256.get(path))
             ds.meta.update({"kind": "events", "client": client, "date": date, "n_users": good,
                             "schema_version": schema.version, "event_lists": {v: k for k, v in event_names.items()},
                             "segments": [r.label for r in results if r.events],
@@ -581,7 +595,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         with store.dataset(prefix) as ds:
             for r in results:
                 if r.part:
-                    ds.add_file(f"{r.label}.parquet", r.part)
+                    ds.add_file(f"{r.label}.parquet", r.part, sha256=r.sha256.get(r.part))
             ds.meta.update({
                 "kind": "features", "client": client, "date": date, "as_of": as_of, "n_users": good,
                 "schema_version": schema.version, "schema_fingerprint": schema.fingerprint(),
@@ -601,24 +615,32 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                       outputs={"features": prefix}, n_records=good, warnings=tuple(warnings), details=details)
 
 
+def _expected_users(keys: list[str], sizes: list[int]) -> int:
+    """A generous guess of the users in a snapshot from its files' sizes (profiles rarely take under 100 bytes
+    of gzip or 500 of JSON), to size the :class:`SeenFilter`."""
+    return sum(sz // (100 if k.endswith(".gz") else 500) for k, sz in zip(keys, sizes)) + 1
+
+
 def event_list_names(plan: Any) -> dict[str, str]:
     """Event list path -> short file-safe table name (``ev0``, ``ev1``...), in path order."""
     return {path: f"ev{i}" for i, path in enumerate(sorted(plan.record_nodes))}
 
 
 def _mark_duplicates(results: list[SegmentResult], dups: dict[int, list[tuple[int, int, int, str]]]
-                     ) -> dict[tuple[int, int], str]:
+                     ) -> dict[tuple[int, int], tuple[str, str | None]]:
     """Count the rows of ``dups`` as bad and take them out of ``results`` (their parts are written without them).
 
-    Returns (file index, line) -> where the id was first seen, for the quarantine.
+    Returns (file index, line) -> (where the id was first seen, the line's text if the scan kept it), for the
+    quarantine.
     """
-    reasons: dict[tuple[int, int], str] = {}
+    reasons: dict[tuple[int, int], tuple[str, str | None]] = {}
     for ri, rows in dups.items():  # before any row is taken out: the first occurrences' line numbers
         r = results[ri]
         for row, fri, frow, uid in rows:
             first = results[fri]
-            reasons[(r.file_index, int(r.lines[row]))] = \
-                f"{uid!r} (first seen at {first.name} line {int(first.lines[frow])})"
+            line = int(r.lines[row])
+            reasons[(r.file_index, line)] = \
+                (f"{uid!r} (first seen at {first.name} line {int(first.lines[frow])})", r.texts.get(line))
     for ri, rows in sorted(dups.items()):
         r = results[ri]
         r.dropped = sorted(row for row, _, _, _ in rows)  # the event log keeps them; its readers skip them

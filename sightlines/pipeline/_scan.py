@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import mmap
 import multiprocessing
 import os
 import threading
@@ -27,12 +28,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
+
 from .._decode import Plan, build_plan
-from .._fastdecode import decode_to_chunk, make_decoder
+from .._fastdecode import SegmentDecoder, make_decoder
+from .._native import scanner as _native
 from .._resources import worker_env
 from ..config import Roles
 from ..features import Chunk
-from ..profiles import DecodedBlock, RawBlocks
+from ..profiles import DecodedBlock, RawBlocks, line_text
 from ..schema import Schema
 from ..storage import ClientStore, Storage
 
@@ -109,12 +113,65 @@ def plan_shares(keys: list[str], workers: int, sizes: list[int] | None = None, *
             for i, (k, sz) in enumerate(zip(keys, sizes)) for j in range(per_file)]
 
 
-def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Plan | None = None,
-                  schema: Schema | None = None) -> Iterator[tuple[int, DecodedBlock, Chunk]]:
-    """Decode the share's segments block by block; yield ``(segment, block, chunk)``.
+def hash_ids(ids: list[str]) -> np.ndarray:
+    """Stable 64-bit hashes of user ids (the same in every process)."""
+    from pandas.util import hash_array
 
-    Duplicate ids are caught within a segment here, and across segments by the
-    caller (:func:`sightlines.pipeline._extract.find_duplicates`).
+    if not ids:
+        return np.zeros(0, np.uint64)
+    return hash_array(np.asarray(ids, dtype=object), categorize=False)
+
+
+class SeenFilter:
+    """The ids seen so far by every process scanning one snapshot: a bit filter in a shared file.
+
+    :meth:`mark` records ids (by hash) and tells which may have been seen
+    before: always those seen before, and rarely another (two bits per id;
+    about one id in several thousand at the default size). A line whose id
+    may repeat an earlier one keeps its text, so that ``extract`` can put a
+    real repeat in the quarantine without reading its file a second time.
+    The file is mapped by each process (fork or spawn alike) and its bits are
+    set atomically. Without the compiled module there is no filter, and the
+    repeats' texts are read back from their files.
+    """
+
+    def __init__(self, path: str, nbytes: int):
+        self.path, self.nbytes = path, nbytes
+        self._map: mmap.mmap | None = None
+
+    @classmethod
+    def create(cls, path: str, expected_ids: int) -> SeenFilter | None:
+        """An empty filter for about ``expected_ids`` ids (None where the compiled module is missing)."""
+        if _native is None:
+            return None
+        bits = 1 << max(20, min(31, (max(1, expected_ids) * 32 - 1).bit_length()))  # >= 32 bits an id; 128 KB..256 MB
+        with open(path, "wb") as f:
+            f.truncate(bits // 8)  # sparse: pages are only allocated as bits are set
+        return cls(path, bits // 8)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "nbytes": self.nbytes, "_map": None}
+
+    def mark(self, hashes: np.ndarray) -> np.ndarray:
+        """Record ``hashes`` (in order); True where an id's bits were all set already."""
+        assert _native is not None
+        if self._map is None:
+            with open(self.path, "r+b") as f:
+                self._map = mmap.mmap(f.fileno(), self.nbytes)
+        h = np.ascontiguousarray(hashes, dtype=np.uint64)
+        return np.frombuffer(_native.mark_seen(self._map, h), dtype=np.bool_)
+
+
+def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Plan | None = None,
+                  schema: Schema | None = None, seen: SeenFilter | None = None
+                  ) -> Iterator[tuple[int, DecodedBlock, Chunk]]:
+    """Decode the share's segments; yield ``(segment, block, chunk)`` once per segment.
+
+    ``block`` has the segment's good users in line order, with the hashes of
+    their ids and, where ``seen`` says an id may have been seen before, the
+    text of its line (``texts``). Repeated ids are *not* taken out here: the
+    caller finds them across the whole snapshot
+    (:func:`sightlines.pipeline._extract.find_duplicates`).
     """
     plan = plan or spec.plan()
     schema = schema if schema is not None else spec.parsed_schema()
@@ -125,17 +182,38 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
         return (block_index // seg_blocks) % share.of == share.part
 
     decoder = make_decoder(plan, schema, roles, latest=spec.latest)
-    seen: dict[str, int] = {}
-    current = -1
+
+    def new_segment() -> SegmentDecoder:
+        return SegmentDecoder(plan, schema, roles, latest=spec.latest, file_name=share.name, decoder=decoder)
+
+    current, seg = -1, new_segment()
+    hashes: list[np.ndarray] = []
+    texts: dict[int, str] = {}
+
+    def finish() -> tuple[int, DecodedBlock, Chunk]:
+        block, chunk = seg.finish()
+        block.hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+        block.texts = dict(texts)
+        hashes.clear()
+        texts.clear()
+        return current, block, chunk
+
     blocks = RawBlocks(store, share.key, block_bytes=spec.block_bytes, select=mine)
     for index, first, buf in blocks:
         segment = index // seg_blocks
         if segment != current:
-            seen, current = {}, segment
-        block, chunk = decode_to_chunk(buf, first, share.name, plan, schema, seen, latest=spec.latest, roles=roles,
-                                       decoder=decoder)
-        blocks.n_lines = block.n_lines
-        yield segment, block, chunk
+            if len(seg):
+                yield finish()
+            current, seg = segment, new_segment()
+        ids, lines, raw = seg.add(buf, first)
+        h = hash_ids(ids)
+        hashes.append(h)
+        if seen is not None and len(h):
+            for i in np.flatnonzero(seen.mark(h)).tolist():
+                texts[lines[i]] = line_text(raw(i))
+        blocks.n_lines = seg.n_lines
+    if len(seg):
+        yield finish()
 
 
 def _init_worker(env: dict[str, str]) -> None:

@@ -55,7 +55,8 @@ def read_frames(store: ClientStore, date: str, sightline: str, cutoffs: list[str
             tables.append(t.select(["user_id", "_u", "_cutoff", y, w, pi] + columns))
     if not tables:
         return pa.table({})
-    return pa.concat_tables(tables)
+    # cutoffs of different days (or versions) may declare a column nullable or not: the permissive union
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def train(client: str, date: dt.date | str, storage: Storage, *, sightline: str,
