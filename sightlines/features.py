@@ -34,6 +34,7 @@ Examples
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
@@ -87,17 +88,22 @@ class Chunk:
     def n(self) -> int:
         return len(self.user_ids)
 
-    def to_tables(self, event_names: dict[str, str], *, offset: int = 0) -> dict[str, pa.Table]:
+    def to_tables(self, event_names: dict[str, str], *, offset: int = 0, scalars: Iterable[str] | None = None,
+                  lists: bool = True) -> dict[str, pa.Table]:
         """The chunk as arrow tables: ``users`` (one row per user) and one table per event list.
 
         ``event_names`` maps each event list's path to a short file-safe name;
         ``offset`` is added to the user index of the events (when several chunks
-        are stacked into one file). :meth:`from_tables` reverses this exactly.
+        are stacked into one file). ``scalars`` (names) and ``lists`` choose
+        which of the users' values to keep (default: all). :meth:`from_tables`
+        reverses this exactly.
         """
         users = {"user_id": pa.array(self.user_ids, pa.string()), "created": pa.array(self.created),
                  "optout": pa.array(self.optout)}
-        users.update({f"s:{k}": pa.array(v) for k, v in self.scalars.items()})
-        users.update({f"l:{k}": pa.array(v) for k, v in self.lists.items()})
+        keep = self.scalars if scalars is None else {k: self.scalars[k] for k in scalars}
+        users.update({f"s:{k}": pa.array(v) for k, v in keep.items()})
+        if lists:
+            users.update({f"l:{k}": pa.array(v) for k, v in self.lists.items()})
         out = {"users": _required_table(users)}
         for path, b in self.events.items():
             cols = {"uidx": pa.array((b.uidx + offset).astype(np.int32)), "t": pa.array(b.t)}
@@ -468,15 +474,14 @@ def _state_columns(chunk: Chunk, schema: Schema, as_of: float, time_travel: bool
     """The columns of scalars and list lengths (float64; timestamps as days before ``as_of``)."""
     n = chunk.n
     cols: dict[str, np.ndarray] = {}
-    for s in schema.scalars:
-        v = chunk.scalars[s.name]
+    for s in schema.scalars:  # (a chunk made for time travel may hold only the timestamps)
         if s.kind == "timestamp":
             with np.errstate(invalid="ignore"):
-                d = (as_of - v) / _DAY
+                d = (as_of - chunk.scalars[s.name]) / _DAY
             d[d < 0] = np.nan
             cols[s.name] = d
         else:
-            cols[s.name] = np.full(n, np.nan) if time_travel else v
+            cols[s.name] = np.full(n, np.nan) if time_travel else chunk.scalars[s.name]
     for lst in schema.lists:
         cols[f"{lst.name}.len"] = np.full(n, np.nan) if time_travel else chunk.lists[lst.name]
     return cols

@@ -100,6 +100,8 @@ class _ShareJob:
     as_of: float
     event_names: dict[str, str]
     seen: SeenFilter | None = None
+    #: the scalars kept in the event log's users table (the timestamps: all that time travel can use)
+    time_scalars: tuple[str, ...] = ()
 
 
 class _SegmentWriter:
@@ -125,13 +127,17 @@ class _SegmentWriter:
         self.kinds: Counter[str] = Counter()
         self.texts: dict[int, str] = {}
         self.event_names = job.event_names
+        self.time_scalars = job.time_scalars
         self.event_writers: dict[str, pq.ParquetWriter] = {}
         self.event_pending: dict[str, list[pa.Table]] = {}
         self.event_pending_users = 0
         self.event_rows = 0
 
     def _write_events(self, chunk: Any) -> None:
-        for name, table in chunk.to_tables(self.event_names, offset=self.event_rows).items():
+        # the sample step rebuilds features at past cutoffs by time travel, where only times are knowable:
+        # of the users' values it needs creation, opt-out and the timestamp scalars
+        for name, table in chunk.to_tables(self.event_names, offset=self.event_rows, scalars=self.time_scalars,
+                                           lists=False).items():
             self.event_pending.setdefault(name, []).append(table)
         self.event_rows += chunk.n
         self.event_pending_users += chunk.n
@@ -495,8 +501,9 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         sizes = [store.size(k) for k in keys]
         # ids seen by any worker: a line whose id may repeat an earlier one keeps its text while it is at hand
         seen = SeenFilter.create(os.path.join(out_dir, "seen-ids.bits"), _expected_users(keys, sizes))
-        jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of, event_names=event_names, seen=seen)
-                for sh in shares]
+        time_scalars = tuple(s.name for s in schema.scalars if s.kind == "timestamp")
+        jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of, event_names=event_names, seen=seen,
+                          time_scalars=time_scalars) for sh in shares]
         log.info("extract %s %s: %d file(s) in %d share(s), %d worker(s), schema v%d", client, date, len(keys),
                  len(shares), min(workers, len(shares)), schema.version)
         results = sorted((r for rs in map_jobs(_extract_share, jobs, workers, label=f"extract {client} {date}")
