@@ -512,6 +512,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
 
         # an id repeated in a later line, segment or file is a bad record too (the first occurrence stays)
         repeats = _mark_duplicates(results, find_duplicates(results))
+        phase("repeats")
         # then, in parallel: the parquet parts (without the repeats), the text of the repeated lines that the scan
         # did not keep (read back from the snapshot; rare) and the sample of users that tells about new keys
         wanted: dict[int, list[int]] = {}
