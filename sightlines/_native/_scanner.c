@@ -48,6 +48,19 @@ typedef struct {
     Py_ssize_t *levlen;
 } Out;
 
+/* The keys of the last object read at a node, in order: objects of one kind (the records of a list, above
+ * all) tend to spell their keys identically, so the next object's key at the same position is tried first
+ * as raw bytes, quotes included, without scanning it. A key is remembered only once it was read the
+ * general way, without escapes: identical raw bytes are then the identical key. */
+#define ORDER_KEYS 16
+#define ORDER_BYTES 40
+
+typedef struct {
+    unsigned char bytes[ORDER_BYTES]; /* "key" with its quotes */
+    int len;                          /* 0: nothing remembered at this position */
+    struct Node *child;               /* NULL: a key the plan does not read */
+} KeyAt;
+
 typedef struct Node {
     int kind;
     int nchild;
@@ -59,6 +72,7 @@ typedef struct Node {
     int group;      /* K_RECORDS: event group */
     int items_slot; /* K_ITEMS: double slot of the per-record item count, -1 if none */
     uint64_t stamp; /* the object instance that last set this child (repeated keys) */
+    KeyAt *order;   /* ORDER_KEYS entries (objects only) */
 } Node;
 
 typedef struct { double *p; Py_ssize_t n, cap; } DVec;
@@ -99,8 +113,37 @@ typedef struct {
         return 0;                                                  \
     }
 DEFINE_PUSH(dvec_push, DVec, double)
-DEFINE_PUSH(svec_push, SVec, int16_t)
 DEFINE_PUSH(lvec_push, LVec, int64_t)
+
+/* a new event of a group: its user, every value missing (NaN) and every code -1; all the group's vectors
+ * have the same length and grow together */
+static int group_push(Group *g, Py_ssize_t row) {
+    Py_ssize_t n = g->uidx.n;
+    if (n == g->uidx.cap) {
+        Py_ssize_t cap = n ? n * 2 : 1024;
+        int64_t *u = PyMem_Realloc(g->uidx.p, cap * sizeof(int64_t));
+        if (!u) return -2;
+        g->uidx.p = u;
+        for (int k = 0; k < g->ndbl; k++) {
+            double *d = PyMem_Realloc(g->d[k].p, cap * sizeof(double));
+            if (!d) return -2;
+            g->d[k].p = d;
+            g->d[k].cap = cap;
+        }
+        for (int k = 0; k < g->ncode; k++) {
+            int16_t *c = PyMem_Realloc(g->c[k].p, cap * sizeof(int16_t));
+            if (!c) return -2;
+            g->c[k].p = c;
+            g->c[k].cap = cap;
+        }
+        g->uidx.cap = cap; /* last: a failure above leaves the group growable again */
+    }
+    g->uidx.p[n] = row;
+    g->uidx.n = n + 1;
+    for (int k = 0; k < g->ndbl; k++) { g->d[k].p[n] = NAN; g->d[k].n = n + 1; }
+    for (int k = 0; k < g->ncode; k++) { g->c[k].p[n] = -1; g->c[k].n = n + 1; }
+    return 0;
+}
 
 /* ------------------------------------------------------------------ */
 /* parsing state                                                       */
@@ -137,11 +180,14 @@ typedef struct {
     int neg0;     /* number spelled -0... */
     const unsigned char *numstart;
     Py_ssize_t numlen;
+    int has_num;  /* num holds the number's value (it is converted once) */
+    double num;
 } Val;
 
 #define WS(c) ((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n')
 
 static inline void skip_ws(P *s) {
+    if (s->p < s->end && *s->p > ' ') return; /* compact JSON: the usual case, one comparison */
     while (s->p < s->end && WS(*s->p)) s->p++;
 }
 
@@ -233,6 +279,7 @@ static int scan_number(P *s, Val *v) {
         while (p < end && *p >= '0' && *p <= '9') p++;
     }
     v->t = V_NUM;
+    v->has_num = 0;
     v->isint = isint;
     v->ndig = ndig;
     v->neg0 = neg0;
@@ -384,7 +431,23 @@ static int number_value(const Val *v, double *out) {
     return 0;
 }
 
+/* number_value, remembered in the value (a leaf's number is checked, then converted) */
+static inline int num_of(Val *v, double *out) {
+    if (!v->has_num) {
+        TRY(number_value(v, &v->num));
+        v->has_num = 1;
+    }
+    *out = v->num;
+    return 0;
+}
+
 static const int16_t MDAYS[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+/* days before each month (1..12) of a common year */
+static const int16_t MSTART[13] = {0, 0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
+/* days from 1970-01-01 to January 1st of 1900 + i (filled at import); other years are computed */
+#define YEAR0 1900
+#define NYEARS 300
+static int32_t YEAR_DAYS[NYEARS];
 
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     y -= m <= 2;
@@ -401,22 +464,43 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
 /* The spellings the reference parses with plain integer arithmetic (sightlines/_timeparse.py,
  * _parse_common): "YYYY-MM-DD[T ]HH:MM:SS" followed by nothing (UTC), "Z", ".mmmZ" or "+HH:MM" /
  * "-HH:MM". Anything else (other fractions, odd ranges) is left to the reference parser. */
+/* every byte of w is an ASCII digit (simdjson's test: a digit's high nibble is 3, and adding 6 keeps it so) */
+static inline int eight_digits(uint64_t w) {
+    return ((w & 0xF0F0F0F0F0F0F0F0ULL) | (((w + 0x0606060606060606ULL) & 0xF0F0F0F0F0F0F0F0ULL) >> 4)) ==
+           0x3333333333333333ULL;
+}
+
 static int iso_time(const unsigned char *s, Py_ssize_t n, double *out) {
     if (n < 19) return SLOW;
-    static const int digits[14] = {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18};
-    for (int i = 0; i < 14; i++) if (!DIG(s[digits[i]])) return SLOW;
-    if (s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':') return SLOW;
-    int year = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-    int month = (s[5] - '0') * 10 + (s[6] - '0');
-    int day = (s[8] - '0') * 10 + (s[9] - '0');
-    int hour = (s[11] - '0') * 10 + (s[12] - '0');
-    int minute = (s[14] - '0') * 10 + (s[15] - '0');
-    int sec = (s[17] - '0') * 10 + (s[18] - '0');
+    /* "YYYY-MM-" "DDTHH:MM" ":SS": the separators checked, then replaced by '0' to test all digits at once */
+    uint64_t w0, w1, w2 = 0;
+    memcpy(&w0, s, 8);
+    memcpy(&w1, s + 8, 8);
+    memcpy(&w2, s + 16, 3);
+    const uint64_t SEP0 = 0xFF0000FF00000000ULL, SEP1 = 0x0000FF0000FF0000ULL; /* bytes 4, 7 / 2, 5 */
+    if ((w0 & SEP0) != 0x2D00002D00000000ULL || (w1 & 0x0000FF0000000000ULL) != 0x00003A0000000000ULL ||
+        (s[10] != 'T' && s[10] != ' ') || s[16] != ':')
+        return SLOW;
+    if (!eight_digits((w0 & ~SEP0) | 0x3000003000000000ULL) || !eight_digits((w1 & ~SEP1) | 0x0000300000300000ULL) ||
+        !eight_digits((w2 & 0xFFFF00ULL) | 0x3030303030000030ULL))
+        return SLOW;
+    unsigned d0 = s[0] - '0', d1 = s[1] - '0', d2 = s[2] - '0', d3 = s[3] - '0', d5 = s[5] - '0', d6 = s[6] - '0';
+    unsigned d8 = s[8] - '0', d9 = s[9] - '0', d11 = s[11] - '0', d12 = s[12] - '0', d14 = s[14] - '0';
+    unsigned d15 = s[15] - '0', d17 = s[17] - '0', d18 = s[18] - '0';
+    int year = d0 * 1000 + d1 * 100 + d2 * 10 + d3;
+    int month = d5 * 10 + d6;
+    int day = d8 * 10 + d9;
+    int hour = d11 * 10 + d12;
+    int minute = d14 * 10 + d15;
+    int sec = d17 * 10 + d18;
     if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59) return SLOW;
     int leap = (year % 4 == 0) && (year % 100 != 0 || year % 400 == 0);
     int md = MDAYS[month] - (month == 2 && !leap);
     if (day > md) return SLOW;
-    int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + sec;
+    int64_t days = (year >= YEAR0 && year < YEAR0 + NYEARS)
+                       ? YEAR_DAYS[year - YEAR0] + MSTART[month] + (month > 2 && leap) + day - 1
+                       : days_from_civil(year, month, day);
+    int64_t secs = days * 86400 + hour * 3600 + minute * 60 + sec;
     if (n == 19 || (n == 20 && s[19] == 'Z')) {
         *out = (double)secs;
         return 0;
@@ -437,7 +521,7 @@ static int iso_time(const unsigned char *s, Py_ssize_t n, double *out) {
     return SLOW;
 }
 
-static int conv_time(P *s, const Val *v, double *out) {
+static int conv_time(P *s, Val *v, double *out) {
     double x = NAN;
     switch (v->t) {
     case V_STR:
@@ -445,7 +529,7 @@ static int conv_time(P *s, const Val *v, double *out) {
         TRY(iso_time(v->s, v->n, &x));
         break;
     case V_NUM:
-        TRY(number_value(v, &x));
+        TRY(num_of(v, &x));
         if (!(x > -1e18 && x < 1e18)) x = NAN;
         break;
     default: /* null, booleans, objects, arrays: missing */
@@ -456,9 +540,9 @@ static int conv_time(P *s, const Val *v, double *out) {
     return 0;
 }
 
-static int conv_num(const Val *v, double *out) {
+static int conv_num(Val *v, double *out) {
     switch (v->t) {
-    case V_NUM: return number_value(v, out);
+    case V_NUM: return num_of(v, out);
     case V_TRUE: *out = 1.0; return 0;
     case V_FALSE: *out = 0.0; return 0;
     case V_STR: return SLOW; /* numeric strings: the reference reads them */
@@ -466,9 +550,11 @@ static int conv_num(const Val *v, double *out) {
     }
 }
 
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, Py_ssize_t n);
+
 static int level_of(const Out *o, const Val *v) {
     for (int i = 0; i < o->nlev; i++)
-        if (o->levlen[i] == v->n && memcmp(o->lev[i], v->s, v->n) == 0) return i;
+        if (o->levlen[i] == v->n && same_bytes((const unsigned char *)o->lev[i], v->s, v->n)) return i;
     return -1;
 }
 
@@ -562,9 +648,7 @@ static int parse_array(P *s, Node *nd, Py_ssize_t *count, double *items_total) {
         if (nd->kind == K_RECORDS) {
             if (s->p >= s->end || *s->p != '{') return SLOW;
             Group *g = &s->groups[nd->group];
-            if (lvec_push(&g->uidx, s->row) < 0) { s->oom = 1; return SLOW; }
-            for (int k = 0; k < g->ndbl; k++) if (dvec_push(&g->d[k], NAN) < 0) { s->oom = 1; return SLOW; }
-            for (int k = 0; k < g->ncode; k++) if (svec_push(&g->c[k], -1) < 0) { s->oom = 1; return SLOW; }
+            if (group_push(g, s->row) < 0) { s->oom = 1; return SLOW; }
             s->grp = g;
             s->rec = g->uidx.n - 1;
             TRY(parse_object(s, nd, 1));
@@ -610,7 +694,7 @@ static int parse_member(P *s, Node *ch, int level) {
         if (v.t == V_OBJ || v.t == V_ARR) return SLOW; /* a container where a value belongs: the reference decides */
         if (v.t == V_STR && v.nonascii && !valid_utf8(v.s, v.n)) return SLOW;
         if (v.t == V_NUM && v.isint && v.ndig > 18) return SLOW; /* msgspec refuses very long integers */
-        if (v.t == V_NUM && !v.isint) TRY(number_value(&v, &x));
+        if (v.t == V_NUM && !v.isint) TRY(num_of(&v, &x));
         return level == 0 ? apply_user_leaf(s, ch, &v) : apply_record_leaf(s, ch, &v);
     }
     case K_LEN:
@@ -651,28 +735,64 @@ static int parse_member(P *s, Node *ch, int level) {
     return SLOW;
 }
 
+/* a[0..n) == b[0..n), reading nothing outside them (short keys: two overlapping loads) */
+static inline int same_bytes(const unsigned char *a, const unsigned char *b, Py_ssize_t n) {
+    uint64_t x, y;
+    uint32_t u, v;
+    if (n >= 8) {
+        while (n > 8) {
+            memcpy(&x, a, 8); memcpy(&y, b, 8);
+            if (x != y) return 0;
+            a += 8; b += 8; n -= 8;
+        }
+        memcpy(&x, a + n - 8, 8); memcpy(&y, b + n - 8, 8);
+        return x == y;
+    }
+    if (n >= 4) {
+        memcpy(&u, a, 4); memcpy(&v, b, 4);
+        if (u != v) return 0;
+        memcpy(&u, a + n - 4, 4); memcpy(&v, b + n - 4, 4);
+        return u == v;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) if (a[i] != b[i]) return 0;
+    return 1;
+}
+
 static int parse_object(P *s, Node *nd, int level) {
     uint64_t inst = ++s->instance;
     if (++s->depth > MAX_DEPTH) return SLOW;
     s->p++;
     skip_ws(s);
     if (s->p < s->end && *s->p == '}') { s->p++; s->depth--; return 0; }
-    for (;;) {
-        Val k;
-        if (s->p >= s->end || *s->p != '"') return SLOW;
-        TRY(scan_string(s, &k));
+    for (int pos = 0;; pos++) {
+        Node *ch = NULL;
+        KeyAt *at = pos < ORDER_KEYS && nd->order ? &nd->order[pos] : NULL;
+        if (at && at->len && s->end - s->p >= at->len && same_bytes(s->p, at->bytes, at->len)) {
+            ch = at->child; /* the key the last object had here, byte for byte */
+            s->p += at->len;
+        } else {
+            Val k;
+            if (s->p >= s->end || *s->p != '"') return SLOW;
+            const unsigned char *start = s->p;
+            TRY(scan_string(s, &k));
+            if (k.esc) return SLOW; /* an escaped key may spell a known one */
+            for (int i = 0; i < nd->nchild; i++) {
+                if (nd->keylen[i] == k.n && (k.n == 0 || nd->keys[i][0] == k.s[0]) &&
+                    same_bytes((const unsigned char *)nd->keys[i], k.s, k.n)) {
+                    ch = nd->child[i];
+                    break;
+                }
+            }
+            if (at && s->p - start <= ORDER_BYTES) {
+                at->len = (int)(s->p - start);
+                memcpy(at->bytes, start, at->len);
+                at->child = ch;
+            }
+        }
         skip_ws(s);
         if (s->p >= s->end || *s->p != ':') return SLOW;
         s->p++;
         skip_ws(s);
-        Node *ch = NULL;
-        if (k.esc) return SLOW; /* an escaped key may spell a known one */
-        for (int i = 0; i < nd->nchild; i++) {
-            if (nd->keylen[i] == k.n && (k.n == 0 || nd->keys[i][0] == k.s[0]) && memcmp(nd->keys[i], k.s, k.n) == 0) {
-                ch = nd->child[i];
-                break;
-            }
-        }
         if (ch) {
             if (ch->stamp == inst) return SLOW; /* a repeated key: the reference keeps the last */
             ch->stamp = inst;
@@ -709,6 +829,7 @@ static void free_node(Node *nd) {
         PyMem_Free(nd->out[k].levlen);
     }
     PyMem_Free(nd->out);
+    PyMem_Free(nd->order);
     PyMem_Free(nd);
 }
 
@@ -732,6 +853,11 @@ static Node *build_node(PyObject *spec) {
     nd->kind = kind;
     nd->group = group;
     nd->items_slot = items_slot;
+    /* objects keep the order of their keys; so do lists of objects (their elements are parsed at the list's node) */
+    if (kind == K_OBJ || kind == K_RECORDS || kind == K_ITEMS) {
+        nd->order = PyMem_Calloc(ORDER_KEYS, sizeof(KeyAt));
+        if (!nd->order) { PyErr_NoMemory(); PyMem_Free(nd); return NULL; }
+    }
     Py_ssize_t nc = PyTuple_GET_SIZE(children);
     nd->keys = PyMem_Calloc(nc ? nc : 1, sizeof(char *));
     nd->keylen = PyMem_Calloc(nc ? nc : 1, sizeof(Py_ssize_t));
@@ -1116,6 +1242,7 @@ static struct PyModuleDef scanner_module = {
 };
 
 PyMODINIT_FUNC PyInit__scanner(void) {
+    for (int i = 0; i < NYEARS; i++) YEAR_DAYS[i] = (int32_t)days_from_civil(YEAR0 + i, 1, 1);
     if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *m = PyModule_Create(&scanner_module);
     if (!m) return NULL;
