@@ -38,7 +38,8 @@ from .schema import Schema
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BlockDecoder", "ScannedBlock", "SegmentDecoder", "decode_to_chunk", "make_decoder", "available"]
+__all__ = ["BlockDecoder", "ScannedBlock", "SegmentDecoder", "decode_to_chunk", "make_decoder", "hash_ids",
+           "available"]
 
 
 class Unsupported(ValueError):
@@ -101,12 +102,19 @@ class ScannedBlock:
     ucols: list[np.ndarray]
     groups: list[tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]]
     bounds: np.ndarray  # start and end offset of each row's line in the scanned buffer
+    hashes: np.ndarray  # the hash of each row's id (:func:`sightlines.pipeline._scan.hash_ids`; 0 for bad rows)
     n_lines: int = 0
     blank: int = 0
     lenient: int = 0
     slow_rows: list[int] = field(default_factory=list)
     slow_users: list[Any] = field(default_factory=list)
     bad_at: dict[int, list[BadRecord]] = field(default_factory=dict)
+    #: rows kept aside (no user: not JSON, no usable id...), in order; their rows have no values or events
+    bad_rows: list[int] = field(default_factory=list)
+
+    def good_rows(self) -> np.ndarray:
+        """The rows of the users (every row but the bad ones)."""
+        return np.delete(np.arange(len(self.ids), dtype=np.int64), self.bad_rows)
 
 
 class BlockDecoder:
@@ -225,7 +233,7 @@ class BlockDecoder:
         reference's column code has a fixed cost per call). ``buf`` is not
         kept: use ``bounds`` before it changes.
         """
-        status_b, slow, ids, ucols_b, groups_b, bounds_b = self.scanner.scan(buf)
+        status_b, slow, ids, ucols_b, groups_b, bounds_b, hashes_b = self.scanner.scan(buf)
         status = np.frombuffer(status_b, dtype=np.uint8)
         nonblank = np.flatnonzero(status != 2)
         lines = nonblank + first_lineno
@@ -234,7 +242,8 @@ class BlockDecoder:
             groups.append((np.frombuffer(uidx_b, dtype=np.int64), [np.frombuffer(b, dtype=np.float64) for b in d_b],
                            [np.frombuffer(b, dtype=np.int16) for b in c_b]))
         out = ScannedBlock(lines=lines, ids=ids, ucols=[np.frombuffer(c, dtype=np.float64) for c in ucols_b],
-                           groups=groups, bounds=np.frombuffer(bounds_b, dtype=np.int64), n_lines=len(status),
+                           groups=groups, bounds=np.frombuffer(bounds_b, dtype=np.int64),
+                           hashes=np.frombuffer(hashes_b, dtype=np.uint64), n_lines=len(status),
                            blank=len(status) - len(nonblank))
         if slow:
             mv = memoryview(buf)
@@ -249,6 +258,12 @@ class BlockDecoder:
                     out.slow_rows.append(row)
                     out.slow_users.append(one.users[0])
                     ids[row] = one.ids[0]
+                else:
+                    out.bad_rows.append(row)
+            if out.slow_rows:
+                out.hashes = out.hashes.copy()
+                out.hashes[out.slow_rows] = np.frombuffer(
+                    _native.hash_ids([ids[row] for row in out.slow_rows]), dtype=np.uint64)
         return out
 
     def merge(self, blocks: list[ScannedBlock]) -> tuple[DecodedBlock, Chunk, np.ndarray]:
@@ -257,17 +272,32 @@ class BlockDecoder:
         Ids are not compared (a repeated id stays). Also returns the row (in
         the concatenated blocks) of each good user.
         """
-        offsets = np.cumsum([0] + [len(b.ids) for b in blocks])
+        offsets = np.cumsum([0] + [len(b.ids) for b in blocks]).tolist()
         one = len(blocks) == 1
+        # the bad rows (few) have no values or events: they are cut out while the blocks are put together
+        bad = np.asarray([off + row for b, off in zip(blocks, offsets) for row in b.bad_rows], dtype=np.int64)
 
         def cat(arrays: list[np.ndarray]) -> np.ndarray:
             return arrays[0] if one else np.concatenate(arrays)
 
-        ucols = [cat([b.ucols[k] for b in blocks]) for k in range(len(blocks[0].ucols))] if blocks else []
+        def users(arrays: list[np.ndarray]) -> np.ndarray:  # a per-row column without the bad rows
+            whole = cat(arrays)
+            return np.delete(whole, bad) if len(bad) else whole
+
+        def uidx(gi: int) -> np.ndarray:
+            u = cat([b.groups[gi][0] + off if off else b.groups[gi][0] for b, off in zip(blocks, offsets)])
+            return u - np.searchsorted(bad, u) if len(bad) else u  # rows move up past the bad ones before them
+
+        ids: list[Any] = []
+        for b in blocks:
+            ids.extend(b.ids)
+        slow_rows = [off + row for b, off in zip(blocks, offsets) for row in b.slow_rows]
+        slow_users = [u for b in blocks for u in b.slow_users]
+        slow_ids = [ids[r] for r in slow_rows]
+        ucols = [users([b.ucols[k] for b in blocks]) for k in range(len(blocks[0].ucols))] if blocks else []
         events = {}
         for gi, (path, dbl, codes) in enumerate(self.groups):
-            eb = EventBlock(uidx=cat([b.groups[gi][0] + off for b, off in zip(blocks, offsets)]) if not one
-                            else blocks[0].groups[gi][0], t=np.empty(0))
+            eb = EventBlock(uidx=uidx(gi), t=np.empty(0))
             for k, (kind, name) in enumerate(dbl):
                 arr = cat([b.groups[gi][1][k] for b in blocks])
                 if kind == "t":
@@ -279,7 +309,8 @@ class BlockDecoder:
             for k, name in enumerate(codes):
                 eb.codes[name] = cat([b.groups[gi][2][k] for b in blocks])
             events[path] = eb
-        ids: list[Any] = [uid for b in blocks for uid in b.ids]
+        if len(bad):
+            ids = list(filter(None, ids))  # usable ids are never empty: only the bad rows' None go
         chunk = Chunk(
             user_ids=ids,
             scalars={name: ucols[slot] for name, slot in self.scalar_slots},
@@ -287,23 +318,15 @@ class BlockDecoder:
             events=events,
             created=ucols[self.created_slot], optout=ucols[self.optout_slot],
         )
-        slow_rows = [off + row for b, off in zip(blocks, offsets.tolist()) for row in b.slow_rows]
         if slow_rows:
-            self._patch_slow(chunk, np.asarray(slow_rows, dtype=np.int64),
-                             [u for b in blocks for u in b.slow_users], [ids[r] for r in slow_rows])
+            rows = np.asarray(slow_rows, dtype=np.int64)
+            self._patch_slow(chunk, rows - np.searchsorted(bad, rows) if len(bad) else rows, slow_users, slow_ids)
         out = DecodedBlock(blank=sum(b.blank for b in blocks), lenient=sum(b.lenient for b in blocks),
                            n_lines=sum(b.n_lines for b in blocks))
-        out.bad = [bad for b in blocks for row in sorted(b.bad_at) for bad in b.bad_at[row]]
-        lines = cat([b.lines for b in blocks]) if blocks else np.zeros(0, np.int64)
-        if None in ids:  # lines kept aside (not JSON, no usable id...): their rows go
-            good = np.asarray([row for row, uid in enumerate(ids) if uid is not None], dtype=np.int64)
-            chunk = chunk.take(good)
-            out.ids = chunk.user_ids
-            out.lines = lines[good].tolist()
-        else:
-            good = np.arange(len(ids), dtype=np.int64)
-            out.ids = ids
-            out.lines = lines.tolist()
+        out.bad = [bad_ for b in blocks for row in sorted(b.bad_at) for bad_ in b.bad_at[row]]
+        out.ids = ids
+        out.lines = users([b.lines for b in blocks]).tolist() if blocks else []
+        good = np.delete(np.arange(offsets[-1], dtype=np.int64), bad)
         return out, chunk, good
 
     def decode(self, buf: bytes | memoryview, first_lineno: int, file_name: str,
@@ -371,6 +394,24 @@ class BlockDecoder:
                 eb.codes[name] = np.insert(eb.codes[name], at, add.codes[name])
 
 
+def hash_ids(ids: list[str]) -> np.ndarray:
+    """Stable 64-bit hashes (uint64) of user ids, the same in every process.
+
+    The compiled scanner's hash where it is built (it hashes the ids it
+    decodes as it reads them), else pandas' ``hash_array``: one extraction
+    uses one or the other throughout.
+    """
+    if not ids:
+        return np.zeros(0, np.uint64)
+    if _native is not None:
+        return np.frombuffer(_native.hash_ids(list(ids)), dtype=np.uint64)
+    from pandas.util import hash_array
+
+    return hash_array(np.asarray(ids, dtype=object), categorize=False)
+
+
+_hash_ids = hash_ids
+
 #: set to ``python`` to force the reference decoder (debugging, comparisons)
 DECODER_ENV = "SIGHTLINES_DECODER"
 
@@ -434,29 +475,30 @@ class SegmentDecoder:
     def __len__(self) -> int:
         return len(self._scanned) + len(self._blocks)
 
-    def add(self, buf: bytes | memoryview, first_lineno: int) -> tuple[list[str], list[int], Any]:
-        """Decode the lines of ``buf``; returns this block's good ids, their line numbers, and a function
-        giving the raw text of the i-th of them (valid until ``buf`` changes), and sets :attr:`n_lines`."""
+    def add(self, buf: bytes | memoryview, first_lineno: int) -> tuple[np.ndarray, np.ndarray, Any]:
+        """Decode the lines of ``buf``; returns the hashes of this block's good ids (:func:`hash_ids`), their
+        line numbers, and a function giving the raw text of the i-th of them (valid until ``buf`` changes),
+        and sets :attr:`n_lines`."""
         if self.decoder is not None:
             sb = self.decoder.scan(buf, first_lineno, self.file_name)
             self._scanned.append(sb)
             self.n_lines = sb.n_lines
-            rows = [row for row, uid in enumerate(sb.ids) if uid is not None]
+            rows = sb.good_rows()
             bounds = sb.bounds
-            ids = [sb.ids[row] for row in rows] if len(rows) != len(sb.ids) else sb.ids
 
             def raw(i: int) -> bytes:
                 row = rows[i]
                 return bytes(buf[bounds[2 * row]:bounds[2 * row + 1]])
 
-            return ids, sb.lines[rows].tolist(), raw
+            return sb.hashes[rows], sb.lines[rows], raw
         lines = bytes(buf).split(b"\n")
         if lines and not lines[-1]:
             lines.pop()
         block = decode_block(lines, first_lineno, self.file_name, self.plan, None, id_path=self.roles.id)
         block.n_lines = self.n_lines = len(lines)
         self._blocks.append(block)
-        return block.ids, block.lines, lambda i: lines[block.lines[i] - first_lineno]
+        return _hash_ids(block.ids), np.asarray(block.lines, dtype=np.int64), \
+            lambda i: lines[block.lines[i] - first_lineno]
 
     def finish(self) -> tuple[DecodedBlock, Chunk]:
         """The segment's good users in line order (ids, line numbers, bad records, counts) and their chunk."""

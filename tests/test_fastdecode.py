@@ -336,5 +336,22 @@ def test_the_scanner_refuses_a_plan_out_of_range_and_an_uninitialised_use():
     good = native.Scanner((native.K_OBJ, ((b"id", id_leaf), (b"x", ok_leaf)), (), -1, -1), 1, (), 1e12)
     with pytest.raises(ValueError):
         good.__init__(root, 1, (), 0.0)  # a failed re-initialisation keeps the plan it had
-    status, _, ids, cols, _, _ = good.scan(b'{"id": "a", "x": 2.5}\n')
+    status, _, ids, cols, _, _, _ = good.scan(b'{"id": "a", "x": 2.5}\n')
     assert bytes(status) == b"\x00" and ids == ["a"] and np.frombuffer(cols[0]).tolist() == [2.5]
+
+
+def test_the_scanner_hashes_ids_as_hash_ids_does(generated):
+    # repeats are found by hash: the rows the scanner decodes and the slow rows (hashed afterwards) must agree
+    from sightlines._fastdecode import hash_ids
+
+    _, store, schema, plan = generated
+    decoder = BlockDecoder(plan, schema, schema.roles, latest=LATEST)
+    key = raw_files(store, DATE)[0]
+    _, first, buf = next(iter(RawBlocks(store, key)))
+    sb = decoder.scan(buf, first, "f")
+    rows = sb.good_rows()
+    assert len(sb.slow_rows) and len(rows) > 100
+    assert sb.hashes[rows].tolist() == hash_ids([sb.ids[r] for r in rows]).tolist()
+    odd = ["u-1", "1234", "é-1", "\udc80x", "x" * 300, "a" * 8, "a" * 16]
+    assert len(set(hash_ids(odd).tolist())) == len(odd)
+    assert hash_ids(["u-1"]).tolist() == hash_ids(["u-1"]).tolist() != hash_ids(["u-2"]).tolist()

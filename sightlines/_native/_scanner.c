@@ -97,6 +97,8 @@ typedef struct {
     uint64_t instance; /* object instances numbered across scans (repeated-key detection) */
 } Scanner;
 
+static uint64_t id_hash(const unsigned char *p, Py_ssize_t n);
+
 /* ------------------------------------------------------------------ */
 /* growable vectors                                                    */
 
@@ -999,13 +1001,14 @@ static int is_blank(const unsigned char *p, const unsigned char *end) {
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(buffer) -> (status, slow, ids, user_columns, groups, bounds)\n\n"
+"scan(buffer) -> (status, slow, ids, user_columns, groups, bounds, hashes)\n\n"
 "Decode the newline-separated profile lines of ``buffer``. ``status`` has one byte per line\n"
 "(0 decoded, 1 slow: decode with the reference decoder, 2 blank); ``slow`` lists\n"
 "``(row, start, end)`` of the slow lines; rows are the non-blank lines. ``ids`` has the id of\n"
 "every decoded row (None for slow ones); ``user_columns`` are float64 buffers, one value per\n"
 "row; ``groups`` has ``(uidx, float64 buffers, int16 buffers)`` per event list; ``bounds``\n"
-"holds the start and end offset of each row's line (int64 pairs).");
+"holds the start and end offset of each row's line (int64 pairs); ``hashes`` the uint64 hash of\n"
+"each decoded row's id (as ``hash_ids``; 0 for slow rows).");
 
 static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     if (!self->root) {
@@ -1019,7 +1022,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     DVec *ucols = PyMem_Calloc(self->nucols ? self->nucols : 1, sizeof(DVec));
     Group *groups = PyMem_Calloc(self->ngroups ? self->ngroups : 1, sizeof(Group));
     char *st = NULL;
-    LVec bounds = {0};
+    LVec bounds = {0}, hashes = {0};
     P s;
     memset(&s, 0, sizeof(s));
     /* each group's event count at the start of the current row (to roll a slow row back) */
@@ -1088,6 +1091,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
             if (rc == 0) {
                 id = PyUnicode_DecodeASCII((const char *)s.id, s.idlen, NULL);
                 st[nlines] = ST_OK;
+                if (lvec_push(&hashes, (int64_t)id_hash(s.id, s.idlen)) < 0) { Py_XDECREF(id); PyErr_NoMemory(); goto done; }
             } else {
                 /* roll back this row's events and values: the reference decoder reads the line */
                 for (int g = 0; g < self->ngroups; g++) {
@@ -1099,6 +1103,7 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
                 for (int k = 0; k < self->nucols; k++) ucols[k].p[row] = NAN;
                 id = Py_NewRef(Py_None);
                 st[nlines] = ST_SLOW;
+                if (lvec_push(&hashes, 0) < 0) { Py_DECREF(id); PyErr_NoMemory(); goto done; }
                 PyObject *t = Py_BuildValue("(nnn)", row, (Py_ssize_t)(line - data), (Py_ssize_t)(lend - data));
                 if (!t || PyList_Append(slow, t) < 0) { Py_XDECREF(t); Py_XDECREF(id); goto done; }
                 Py_DECREF(t);
@@ -1142,9 +1147,11 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         PyTuple_SET_ITEM(groups_out, g, t);
     }
     PyObject *bounds_out = bytes_of(bounds.p, bounds.n * (Py_ssize_t)sizeof(int64_t));
-    if (!bounds_out) goto done;
-    result = PyTuple_Pack(6, status, slow, ids, ucols_out, groups_out, bounds_out);
-    Py_DECREF(bounds_out);
+    PyObject *hashes_out = bytes_of(hashes.p, hashes.n * (Py_ssize_t)sizeof(int64_t));
+    if (bounds_out && hashes_out) result = PyTuple_Pack(7, status, slow, ids, ucols_out, groups_out, bounds_out, hashes_out);
+    Py_XDECREF(bounds_out);
+    Py_XDECREF(hashes_out);
+    if (!result) goto done;
 
 done:
     if (s.sc) self->instance = s.instance; /* on every exit: nodes keep stamps of the instances used */
@@ -1155,6 +1162,7 @@ done:
     Py_XDECREF(groups_out);
     PyMem_Free(st);
     PyMem_Free(bounds.p);
+    PyMem_Free(hashes.p);
     PyMem_Free(marks);
     if (ucols) {
         for (int k = 0; k < self->nucols; k++) PyMem_Free(ucols[k].p);
@@ -1172,6 +1180,74 @@ done:
     }
     PyBuffer_Release(&buf);
     return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* user id hashes                                                      */
+
+static inline uint64_t fmix64(uint64_t h) {
+    h ^= h >> 33;
+    h *= 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 33;
+    h *= 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* a 64-bit hash of an id's UTF-8 bytes: eight bytes a round, then murmur3's finaliser (ids are compared by
+ * hash, and the rare equal hashes by their text, so it needs to spread well, not to resist attacks) */
+static uint64_t id_hash(const unsigned char *p, Py_ssize_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)n * 0xC2B2AE3D27D4EB4FULL);
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = (h ^ fmix64(w)) * 0x87C37B91114253D5ULL;
+        h = (h << 31) | (h >> 33);
+        p += 8;
+        n -= 8;
+    }
+    if (n > 0) {
+        uint64_t w = 0;
+        memcpy(&w, p, n);
+        h = (h ^ fmix64(w)) * 0x87C37B91114253D5ULL;
+    }
+    return fmix64(h);
+}
+
+PyDoc_STRVAR(hash_ids_doc,
+"hash_ids(ids) -> bytes\n\n"
+"64-bit hashes (uint64, native order) of a list of str ids, over their UTF-8 bytes: the hashes\n"
+"``Scanner.scan`` gives the rows it decodes.");
+
+static PyObject *hash_ids(PyObject *self, PyObject *ids) {
+    if (!PyList_Check(ids)) {
+        PyErr_SetString(PyExc_TypeError, "hash_ids: a list of str");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (!out) return NULL;
+    uint64_t *h = (uint64_t *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *id = PyList_GET_ITEM(ids, i);
+        if (!PyUnicode_Check(id)) {
+            Py_DECREF(out);
+            PyErr_Format(PyExc_TypeError, "hash_ids: item %zd is %.100s, not str", i, Py_TYPE(id)->tp_name);
+            return NULL;
+        }
+        Py_ssize_t len;
+        const char *utf8 = PyUnicode_AsUTF8AndSize(id, &len);
+        if (utf8) {
+            h[i] = id_hash((const unsigned char *)utf8, len);
+            continue;
+        }
+        PyErr_Clear(); /* a lone surrogate: its bytes as Python would spell them with surrogatepass */
+        PyObject *b = PyUnicode_AsEncodedString(id, "utf-8", "surrogatepass");
+        if (!b) { Py_DECREF(out); return NULL; }
+        h[i] = id_hash((const unsigned char *)PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+        Py_DECREF(b);
+    }
+    return out;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1216,6 +1292,7 @@ done:
 
 static PyMethodDef module_methods[] = {
     {"mark_seen", (PyCFunction)mark_seen, METH_VARARGS, mark_seen_doc},
+    {"hash_ids", (PyCFunction)hash_ids, METH_O, hash_ids_doc},
     {NULL, NULL, 0, NULL},
 };
 

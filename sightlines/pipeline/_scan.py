@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._decode import Plan, build_plan
-from .._fastdecode import SegmentDecoder, make_decoder
+from .._fastdecode import SegmentDecoder, hash_ids, make_decoder
 from .._native import scanner as _native
 from .._resources import worker_env
 from ..config import Roles
@@ -111,15 +111,6 @@ def plan_shares(keys: list[str], workers: int, sizes: list[int] | None = None, *
     return [Share(key=k, file_index=i, part=j, of=per_file,
                   segment_blocks=segment_blocks_for(sz, k, block_bytes=block_bytes, most=most) if sz else most)
             for i, (k, sz) in enumerate(zip(keys, sizes)) for j in range(per_file)]
-
-
-def hash_ids(ids: list[str]) -> np.ndarray:
-    """Stable 64-bit hashes of user ids (the same in every process)."""
-    from pandas.util import hash_array
-
-    if not ids:
-        return np.zeros(0, np.uint64)
-    return hash_array(np.asarray(ids, dtype=object), categorize=False)
 
 
 class SeenFilter:
@@ -205,12 +196,11 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
             if len(seg):
                 yield finish()
             current, seg = segment, new_segment()
-        ids, lines, raw = seg.add(buf, first)
-        h = hash_ids(ids)
+        h, lines, raw = seg.add(buf, first)
         hashes.append(h)
         if seen is not None and len(h):
             for i in np.flatnonzero(seen.mark(h)).tolist():
-                texts[lines[i]] = line_text(raw(i))
+                texts[int(lines[i])] = line_text(raw(i))
         blocks.n_lines = seg.n_lines
     if len(seg):
         yield finish()
