@@ -15,10 +15,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import lightgbm as lgb
+from typing import TYPE_CHECKING
 
 from .errors import StorageError
 from .storage import ClientStore, date_str
+
+if TYPE_CHECKING:  # LightGBM (with scikit-learn and SciPy) takes seconds to import: only where a model is used
+    import lightgbm as lgb
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,8 @@ class StoredModel:
         if hashlib.sha256(text).hexdigest() != self.meta.get("model_sha256"):
             raise StorageError(f"model {self.sightline} of {self.date} does not match its record (checksum); "
                                "retrain it", path=self.store.model_file(self.date, self.sightline, "txt"))
+        import lightgbm as lgb
+
         return lgb.Booster(model_str=text.decode())
 
 

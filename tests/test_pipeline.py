@@ -79,16 +79,16 @@ def test_a_failed_sightline_is_scored_with_its_last_good_model(day_one, monkeypa
     store = storage.client("acme")
     d2 = D + dt.timedelta(days=1)
     generate_client(store, users=2500, date=d2, seed=5, bad_fraction=0.002)
-    from sightlines.pipeline import _train
+    from sightlines import train as training  # the train step imports it when it runs (LightGBM loads lazily)
 
-    real = _train.train_sightline
+    real = training.train_sightline
 
     def breaks_purchase_7(sightline, ts, **kw):
         if sightline.name == "purchase_7":
             raise RuntimeError("simulated: the training node ran out of memory")
         return real(sightline, ts, **kw)
 
-    monkeypatch.setattr(_train, "train_sightline", breaks_purchase_7)
+    monkeypatch.setattr(training, "train_sightline", breaks_purchase_7)
     out = run_daily("acme", d2, storage, config=config, workers=1)
     assert out.stale_days == 0
     rec = read_records(store, d2)["train-purchase_7"]

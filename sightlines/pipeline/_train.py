@@ -22,7 +22,6 @@ from ..result import STATUS_OK, StepResult
 from ..sampling import uniform_hash, user_hashes
 from ..schema import load_schema
 from ..storage import ClientStore, Storage, date_str
-from ..train import Grid, TrainSet, train_sightline
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +119,8 @@ def train(client: str, date: dt.date | str, storage: Storage, *, sightline: str,
     y = table.column(f"y__{sightline}").to_numpy(zero_copy_only=False).astype(np.float64)
     w = table.column(f"w__{sightline}").to_numpy(zero_copy_only=False) / (
         table.column(f"pi__{sightline}").to_numpy(zero_copy_only=False) * q)
+    from ..train import Grid, TrainSet, train_sightline  # LightGBM: imported by the steps that train only
+
     ts = TrainSet(X=X, y=y, w=w.astype(np.float64), cutoff=cut, categorical=schema.categorical_columns())
     grid = Grid(depths=tuple(tr.depths), learning_rates=tuple(tr.learning_rates), folds=tr.folds,
                 max_trees=tr.max_trees, early_stopping=tr.early_stopping, seed=tr.seed, min_users=tr.min_users,
