@@ -109,6 +109,8 @@ static PyObject *event_features(PyObject *self, PyObject *args) {
     /* per-user accumulators */
     int64_t *cnt = NULL, *lcnt = NULL;
     double *dec = NULL, *ssum = NULL, *scnt = NULL, *flast = NULL;
+    void *acc = NULL;
+    float **dst = NULL, *scratch = NULL;
     if (!sums || !flags || !levels || !sum_is_flag || !nlev) { PyErr_NoMemory(); goto done; }
 
     if (get_buf(out_o, &out, 1, 4, "out") < 0 || get_buf(rows_o, &rows, 0, 4, "rows") < 0 ||
@@ -151,25 +153,29 @@ static PyObject *event_features(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    cnt = PyMem_Calloc(nb, sizeof(int64_t));
-    lcnt = PyMem_Calloc(total_levels * nlb + 1, sizeof(int64_t));
-    dec = PyMem_Calloc(nh + 1, sizeof(double));
-    ssum = PyMem_Calloc((Py_ssize_t)nsum * nb + 1, sizeof(double));
-    scnt = PyMem_Calloc((Py_ssize_t)nsum * nb + 1, sizeof(double));
+    /* the accumulators of one user, zeroed together: counts per window bucket, per level and level bucket,
+     * then decayed counts, sums and counts per summed field and bucket */
+    Py_ssize_t acc_items = nb + total_levels * nlb + nh + 2 * (Py_ssize_t)nsum * nb;
+    acc = PyMem_Calloc(acc_items + 1, 8);
     flast = PyMem_Calloc(nflag + 1, sizeof(double));
-    if (!cnt || !lcnt || !dec || !ssum || !scnt || !flast) { PyErr_NoMemory(); goto done; }
+    /* where each statistic goes: its row of out, or a scratch row for those not written */
+    dst = PyMem_Calloc(nstats + 1, sizeof(float *));
+    scratch = PyMem_Calloc(n + 1, sizeof(float));
+    if (!acc || !flast || !dst || !scratch) { PyErr_NoMemory(); goto done; }
+    cnt = (int64_t *)acc;
+    lcnt = cnt + nb;
+    dec = (double *)(lcnt + total_levels * nlb);
+    ssum = dec + nh;
+    scnt = ssum + (Py_ssize_t)nsum * nb;
 
     float *o = out.b.buf;
+    for (Py_ssize_t i = 0; i < nstats; i++) dst[i] = row[i] >= 0 ? o + (Py_ssize_t)row[i] * n : scratch;
     const int64_t *U = uidx.b.buf;
     const double *T = t.b.buf, *E = expo.b.buf;
     Py_ssize_t e = 0;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t u = 0; u < n; u++) {
-        memset(cnt, 0, nb * sizeof(int64_t));
-        memset(lcnt, 0, (total_levels * nlb + 1) * sizeof(int64_t));
-        memset(dec, 0, (nh + 1) * sizeof(double));
-        memset(ssum, 0, ((Py_ssize_t)nsum * nb + 1) * sizeof(double));
-        memset(scnt, 0, ((Py_ssize_t)nsum * nb + 1) * sizeof(double));
+        memset(acc, 0, acc_items * 8);
         double first = NAN, last = NAN; /* max and min age of the valid events */
         for (int f = 0; f < nflag; f++) flast[f] = NAN;
         /* the reference reads events of a user index outside 0..n-1 nowhere; skip them too */
@@ -203,9 +209,11 @@ static PyObject *event_features(PyObject *self, PyObject *args) {
                 }
             }
         }
-        /* cumulate over the windows and write this user's values */
+        /* cumulate over the windows and write this user's values. Counts, days and rates are far inside
+         * float32's range; sums and means of a field's values may not be (PUTV: beyond it, missing) */
         Py_ssize_t s = 0;
-#define PUT(x) do { int32_t r_ = row[s++]; if (r_ >= 0) o[(Py_ssize_t)r_ * n + u] = f32(x); } while (0)
+#define PUT(x) (dst[s++][u] = (float)(x))
+#define PUTV(x) (dst[s++][u] = f32(x))
         for (int k = 1; k < nb; k++) cnt[k] += cnt[k - 1];
         PUT((double)cnt[nw]);
         for (int k = 0; k < nw; k++) PUT((double)cnt[k]);
@@ -222,8 +230,8 @@ static PyObject *event_features(PyObject *self, PyObject *args) {
             double *sf = ssum + f * nb, *cf = scnt + f * nb;
             for (int k = 1; k < nb; k++) { sf[k] += sf[k - 1]; cf[k] += cf[k - 1]; }
             for (int k = 0; k < nw; k++) {
-                PUT(sf[k]);
-                PUT(sf[k] / cf[k]);
+                PUTV(sf[k]);
+                PUTV(sf[k] / cf[k]);
             }
         }
         for (int f = 0; f < nflag; f++) PUT(flast[f]);
@@ -232,6 +240,7 @@ static PyObject *event_features(PyObject *self, PyObject *args) {
             for (int k = 1; k < nlb; k++) lc[k] += lc[k - 1];
             for (int k = 0; k < nlw; k++) PUT((double)lc[k]);
         }
+#undef PUTV
 #undef PUT
     }
     Py_END_ALLOW_THREADS
@@ -243,8 +252,7 @@ done:
     if (flags) for (int f = 0; f < nflag; f++) release(&flags[f]);
     if (levels) for (int f = 0; f < nlevf; f++) release(&levels[f]);
     PyMem_Free(sums); PyMem_Free(flags); PyMem_Free(levels); PyMem_Free(sum_is_flag); PyMem_Free(nlev);
-    PyMem_Free(cnt); PyMem_Free(lcnt); PyMem_Free(dec); PyMem_Free(ssum); PyMem_Free(scnt);
-    PyMem_Free(flast);
+    PyMem_Free(acc); PyMem_Free(flast); PyMem_Free(dst); PyMem_Free(scratch);
     return result;
 }
 
