@@ -681,6 +681,26 @@ static int parse_array(P *s, Node *nd, Py_ssize_t *count, double *items_total) {
     return 0;
 }
 
+/* A time in one of the common spellings, read straight from the text: s->p at its opening quote. iso_time
+ * checks every byte of the spelling it accepts (digits and separators only), so the quote right after it
+ * ends the string: no escape, control or non-ASCII character can be inside. Returns 1 if it was one (the
+ * value is stored, as apply_*_leaf would), 0 to read it the general way. */
+static inline int quick_time(P *s, const Out *o, int level) {
+    static const int LENGTHS[4] = {20, 25, 19, 24}; /* ...SSZ, ...SS+HH:MM, ...SS, ...SS.mmmZ */
+    for (int i = 0; i < 4; i++) {
+        Py_ssize_t L = LENGTHS[i];
+        if (s->end - s->p < L + 2 || s->p[L + 1] != '"') continue;
+        double x;
+        if (iso_time(s->p + 1, L, &x) < 0) return 0;
+        if (!(x >= 0) || x > s->sc->latest) x = NAN;
+        if (level == 0) s->ucols[o->slot].p[s->row] = x;
+        else s->grp->d[o->slot].p[s->rec] = x;
+        s->p += L + 2;
+        return 1;
+    }
+    return 0;
+}
+
 /* the value of a known key; level 0 = user, 1 = record, 2 = item */
 static int parse_member(P *s, Node *ch, int level) {
     unsigned char c = s->p < s->end ? *s->p : 0;
@@ -692,6 +712,8 @@ static int parse_member(P *s, Node *ch, int level) {
         /* the reference decodes a leaf fully: it refuses invalid UTF-8 and out-of-range numbers there */
         Val v;
         double x;
+        if (c == '"' && ch->nout == 1 && ch->out[0].conv == C_TIME && level <= 1 && quick_time(s, &ch->out[0], level))
+            return 0;
         TRY(read_value(s, &v));
         if (v.t == V_OBJ || v.t == V_ARR) return SLOW; /* a container where a value belongs: the reference decides */
         if (v.t == V_STR && v.nonascii && !valid_utf8(v.s, v.n)) return SLOW;
