@@ -792,8 +792,13 @@ static int parse_object(P *s, Node *nd, int level) {
         Node *ch = NULL;
         KeyAt *at = pos < ORDER_KEYS && nd->order ? &nd->order[pos] : NULL;
         if (at && at->len && s->end - s->p >= at->len && same_bytes(s->p, at->bytes, at->len)) {
-            ch = at->child; /* the key the last object had here, byte for byte */
+            ch = at->child; /* the key the last object had here, byte for byte (with its colon, if it followed) */
             s->p += at->len;
+            if (at->bytes[at->len - 1] != ':') {
+                skip_ws(s);
+                if (s->p >= s->end || *s->p != ':') return SLOW;
+                s->p++;
+            }
         } else {
             Val k;
             if (s->p >= s->end || *s->p != '"') return SLOW;
@@ -807,15 +812,16 @@ static int parse_object(P *s, Node *nd, int level) {
                     break;
                 }
             }
-            if (at && s->p - start <= ORDER_BYTES) {
-                at->len = (int)(s->p - start);
+            int colon = s->p < s->end && *s->p == ':'; /* compact JSON: remembered with the key */
+            if (at && s->p - start + colon <= ORDER_BYTES) {
+                at->len = (int)(s->p - start) + colon;
                 memcpy(at->bytes, start, at->len);
                 at->child = ch;
             }
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':') return SLOW;
+            s->p++;
         }
-        skip_ws(s);
-        if (s->p >= s->end || *s->p != ':') return SLOW;
-        s->p++;
         skip_ws(s);
         if (ch) {
             if (ch->stamp == inst) return SLOW; /* a repeated key: the reference keeps the last */
