@@ -38,7 +38,7 @@ root, client, date, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.arg
 t = time.perf_counter()
 r = extract(client, date, Storage(root), workers=workers)
 secs = time.perf_counter() - t
-print(json.dumps({"seconds": secs, "users": r.n_records,
+print(json.dumps({"seconds": secs, "users": r.n_records, "phases": r.details.get("phases", {}),
                   "rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "rss_children_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
@@ -231,6 +231,8 @@ def main() -> None:
         print(f"  duckdb, 5-aggregate scan only (a lower bound): median {mn:6.2f} s -> {n / mn:9,.0f} users/s")
         print(f"  ratio ours/duckdb, same feature columns (speed): {d / o:.2f}x")
         print(f"  ratio ours/duckdb, 5-aggregate scan (speed): {mn / o:.2f}x")
+        phases = {k: statistics.median(r["phases"].get(k, 0.0) for r in ours) for k in ours[0]["phases"]}
+        print("  our phases (median s): " + ", ".join(f"{k} {v:.2f}" for k, v in phases.items()))
         print(f"  peak RSS: parent {max(r['rss_self_mb'] for r in ours):.0f} MB, "
               f"largest worker {max(r['rss_children_mb'] for r in ours):.0f} MB", flush=True)
     print(f"(bench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)")
