@@ -7,7 +7,9 @@ Usage::
 For each size, generates a synthetic client once (cached under bench/out/),
 learns its schema with one warm-up run, then times ``extract`` end to end
 (reading the files, decoding, features, writing and committing parquet)
-``--repeat`` times in fresh processes, and a DuckDB ``read_json`` scan that
+``--repeat`` times in fresh processes, each a first run of the day (the
+previous run's outputs are removed before the clock starts, as a new day has
+none to replace), and a DuckDB ``read_json`` scan that
 computes comparable aggregates (per-user counts and sums over windows of the
 three event lists) over the same files with the same number of threads. It
 prints the medians, the ratio ours/DuckDB (>1: we are faster) and the peak
@@ -31,10 +33,13 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 _CHILD = r"""
-import json, resource, sys, time
+import json, resource, shutil, sys, time
 from sightlines.storage import Storage
 from sightlines.pipeline import extract
 root, client, date, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+store = Storage(root).client(client)
+for prefix in (store.features(date), store.events(date), store.quarantine(date)):  # the day's first run, as daily
+    shutil.rmtree(store.storage._path(store.key(prefix)), ignore_errors=True)     # (not the replacement of a run)
 t = time.perf_counter()
 r = extract(client, date, Storage(root), workers=workers)
 secs = time.perf_counter() - t
