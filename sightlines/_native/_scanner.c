@@ -95,6 +95,9 @@ typedef struct {
     int *group_ncode;
     double latest;
     uint64_t instance; /* object instances numbered across scans (repeated-key detection) */
+    /* the sizes of the last scan's outputs: the next scan reserves as much up front (no growing copies) */
+    Py_ssize_t hint_rows;
+    Py_ssize_t *hint_events;
 } Scanner;
 
 static uint64_t id_hash(const unsigned char *p, Py_ssize_t n);
@@ -116,6 +119,16 @@ static uint64_t id_hash(const unsigned char *p, Py_ssize_t n);
     }
 DEFINE_PUSH(dvec_push, DVec, double)
 DEFINE_PUSH(lvec_push, LVec, int64_t)
+
+/* room for n items (of size item) in a vector that is still empty */
+static int reserve(void **p, Py_ssize_t *cap, Py_ssize_t n, size_t item) {
+    if (n <= *cap) return 0;
+    void *q = PyMem_Realloc(*p, n * item);
+    if (!q) return -2;
+    *p = q;
+    *cap = n;
+    return 0;
+}
 
 /* a new event of a group: its user, every value missing (NaN) and every code -1; all the group's vectors
  * have the same length and grow together */
@@ -990,6 +1003,9 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     free_node(self->root);
     PyMem_Free(self->group_ndbl);
     PyMem_Free(self->group_ncode);
+    PyMem_Free(self->hint_events);
+    self->hint_events = PyMem_Calloc(ngroups ? ngroups : 1, sizeof(Py_ssize_t));
+    self->hint_rows = 0;
     self->root = root;
     self->ngroups = ngroups;
     self->group_ndbl = ndbl;
@@ -1006,6 +1022,7 @@ fail:
 
 static void Scanner_dealloc(Scanner *self) {
     free_node(self->root);
+    PyMem_Free(self->hint_events);
     PyMem_Free(self->group_ndbl);
     PyMem_Free(self->group_ncode);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1063,6 +1080,21 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
         groups[g].d = PyMem_Calloc(groups[g].ndbl ? groups[g].ndbl : 1, sizeof(DVec));
         groups[g].c = PyMem_Calloc(groups[g].ncode ? groups[g].ncode : 1, sizeof(SVec));
         if (!groups[g].d || !groups[g].c) { PyErr_NoMemory(); goto done; }
+        Py_ssize_t want = self->hint_events ? self->hint_events[g] + self->hint_events[g] / 4 : 0;
+        if (want) {
+            Group *gr = &groups[g];
+            int bad = reserve((void **)&gr->uidx.p, &gr->uidx.cap, want, sizeof(int64_t)) < 0;
+            for (int k = 0; k < gr->ndbl && !bad; k++) bad = reserve((void **)&gr->d[k].p, &gr->d[k].cap, want, sizeof(double)) < 0;
+            for (int k = 0; k < gr->ncode && !bad; k++) bad = reserve((void **)&gr->c[k].p, &gr->c[k].cap, want, sizeof(int16_t)) < 0;
+            if (bad) { PyErr_NoMemory(); goto done; }
+        }
+    }
+    if (self->hint_rows) {
+        Py_ssize_t want = self->hint_rows + self->hint_rows / 4;
+        int bad = reserve((void **)&bounds.p, &bounds.cap, 2 * want, sizeof(int64_t)) < 0 ||
+                  reserve((void **)&hashes.p, &hashes.cap, want, sizeof(int64_t)) < 0;
+        for (int k = 0; k < self->nucols && !bad; k++) bad = reserve((void **)&ucols[k].p, &ucols[k].cap, want, sizeof(double)) < 0;
+        if (bad) { PyErr_NoMemory(); goto done; }
     }
     st = PyMem_Malloc(cap_lines);
     slow = PyList_New(0);
@@ -1177,6 +1209,9 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *arg) {
     PyObject *bounds_out = bytes_of(bounds.p, bounds.n * (Py_ssize_t)sizeof(int64_t));
     PyObject *hashes_out = bytes_of(hashes.p, hashes.n * (Py_ssize_t)sizeof(int64_t));
     if (bounds_out && hashes_out) result = PyTuple_Pack(7, status, slow, ids, ucols_out, groups_out, bounds_out, hashes_out);
+    self->hint_rows = row;
+    if (self->hint_events)
+        for (int g = 0; g < self->ngroups; g++) self->hint_events[g] = groups[g].uidx.n;
     Py_XDECREF(bounds_out);
     Py_XDECREF(hashes_out);
     if (!result) goto done;
