@@ -258,17 +258,37 @@ class Storage:
             return f.read()
 
     def read_parquet(self, key: str, columns: list[str] | None = None) -> Any:
-        """A parquet file as a pyarrow Table (``columns``: only those), read synchronously.
+        """A parquet file as a pyarrow Table (``columns``: only those); see :meth:`open_parquet`."""
+        with self.open_parquet(key) as pf:
+            return pf.read(columns=columns)
 
-        Not ``pq.read_table(file_object)``: that goes through Arrow's dataset
-        layer, whose thread pool can drop the last reference to the Python file
-        object while the interpreter shuts down, and the process then aborts
-        ("terminate called without an active exception") after its work is done.
+    @contextlib.contextmanager
+    def open_parquet(self, key: str) -> Iterator[Any]:
+        """A ``pyarrow.parquet.ParquetFile`` of ``key`` whose bytes Arrow holds itself.
+
+        A local file is memory-mapped; a remote one is read into memory that
+        Arrow allocated. Never a Python file object or ``bytes``: Arrow decodes
+        columns in its own threads, and a task there can drop the last
+        reference to a Python object after the read has returned; if the
+        interpreter is shutting down by then, the process aborts ("terminate
+        called without an active exception") although its work was done.
         """
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        with self.open(key) as f, pq.ParquetFile(f) as pf:
-            return pf.read(columns=columns)
+        if self.is_local:
+            path = self._path(key)
+            if not os.path.exists(path):
+                raise NotFoundError(f"{self.url_of(key)} does not exist", path=key)
+            source = pa.memory_map(path)
+        else:
+            data = self.read_bytes(key)
+            buf = pa.allocate_buffer(len(data))
+            if data:
+                memoryview(buf).cast("B")[:] = data
+            source = pa.BufferReader(buf)
+        with source, pq.ParquetFile(source) as pf:
+            yield pf
 
     def read_json(self, key: str) -> Any:
         """Parse a JSON file."""
@@ -613,6 +633,9 @@ class ClientStore:
 
     def read_parquet(self, key: str, columns: list[str] | None = None) -> Any:
         return self.storage.read_parquet(self.key(key), columns)
+
+    def open_parquet(self, key: str) -> contextlib.AbstractContextManager[Any]:
+        return self.storage.open_parquet(self.key(key))
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.storage.write_bytes(self.key(key), data)

@@ -6,7 +6,8 @@ import multiprocessing
 
 import numpy as np
 
-from sightlines.pipeline._scan import SeenFilter, hash_ids
+from sightlines._fastdecode import hash_ids
+from sightlines.pipeline._scan import SeenFilter
 
 
 def _mark_in_child(f: SeenFilter, ids: list[str], out) -> None:

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._decode import Plan, build_plan
-from .._fastdecode import SegmentDecoder, hash_ids, make_decoder
+from .._fastdecode import SegmentDecoder, make_decoder
 from .._native import scanner as _native
 from .._resources import worker_env
 from ..config import Roles

@@ -125,8 +125,7 @@ def score(client: str, date: dt.date | str, storage: Storage, *, config: ClientC
     ids: list[pa.Array] = []
     n = 0
     for key in store.dataset_files(store.features(date), ".parquet"):
-        with store.open(key) as f:
-            pf = pq.ParquetFile(f)
+        with store.open_parquet(key) as pf:
             for rg in range(pf.num_row_groups):
                 t = pf.read_row_group(rg)
                 ids.append(t.column("user_id").combine_chunks())

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ..catalog import get_sightline
 from ..config import ClientConfig
@@ -41,8 +40,7 @@ def read_frames(store: ClientStore, date: str, sightline: str, cutoffs: list[str
     y, w, pi = f"y__{sightline}", f"w__{sightline}", f"pi__{sightline}"
     for c in cutoffs:
         for key in (k for k in files if f"/c={c}/" in f"/{k}"):
-            with store.open(key) as f:
-                pf = pq.ParquetFile(f)
+            with store.open_parquet(key) as pf:
                 have = set(pf.schema_arrow.names)
                 cols = ["user_id", "_u", y, w, pi] + [x for x in columns if x in have]
                 t = pf.read(columns=cols)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,21 +116,16 @@ def load_truth(store: ClientStore, date: dt.date | str) -> pd.DataFrame:
     >>> truth["user_id"].iloc[0], truth.attrs["world"]["anchor"]
     ('u-000000', '2026-11-24')
     """
-    import pyarrow.parquet as pq
-
     from ..errors import NotFoundError
     from ._generate import truth_key
 
     key = truth_key(date)
-    try:
-        data = store.read_bytes(key)
-    except NotFoundError:
+    if not store.exists(key):
         raise NotFoundError(
             f"no synthetic truth at {store.url_of(key)}; run generate_client(store, date={str(date)!r}, ...) first",
             path=key,
-        ) from None
-    with pq.ParquetFile(io.BytesIO(data)) as pf:  # synchronous: see Storage.read_parquet
-        table = pf.read()
+        )
+    table = store.read_parquet(key)  # (not from Python bytes: see Storage.open_parquet)
     world = world_of(table.schema.metadata)
     df = table.replace_schema_metadata(None).to_pandas()
     if world is not None:
