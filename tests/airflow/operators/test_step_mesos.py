@@ -18,6 +18,7 @@ from sightlines_airflow.operators.step import SightlinesStepOperator
 from sightlines_airflow.triggers.mesos import MesosTaskTrigger
 
 from ..conftest import TI
+from tests.mesos.fake_master import TERMINAL
 from ..mesos_cluster import (
     completions,
     fake_step_options,
@@ -126,8 +127,19 @@ class TestOutcomes:
     def test_a_step_that_ends_before_the_operator_defers_is_finished_in_the_worker(self, master, mesos_conn,
                                                                                    tmp_path, context):
         marker = tmp_path / "marker"
+        op = operator(marker, exit_code=1)
+        submit = op.compute.submit
+
+        def submit_and_let_it_end(spec):
+            # the step ends between the launch and the operator's status check: waited for here, not raced (on
+            # a busy machine the fake step's interpreter can take longer to start than the check takes to come)
+            job_id = submit(spec)
+            master.wait_for(lambda: master.task_state(job_id) in TERMINAL, timeout=30, what=f"{job_id} ended")
+            return job_id
+
+        op.compute.submit = submit_and_let_it_end
         with pytest.raises(AirflowException, match="exit code 1: RuntimeError: fake crash"):
-            operator(marker, exit_code=1).execute(context)  # over before the status check: no deferral
+            op.execute(context)  # over before the status check: no deferral
         assert master.framework_ids(completed=False) == []  # acknowledged and torn down all the same
         assert master.launch_count() == 1 and len(completions(marker)) == 1
 
