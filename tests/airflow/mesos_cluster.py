@@ -24,13 +24,19 @@ FAST_EXTRA: dict[str, Any] = {
     "decline_refuse_seconds": 0.2, "reconcile_interval": 0.3, "kill_grace_period": 0.5,
 }
 
-#: a stand-in for ``sightlines step ...`` (argv appended): sleeps, appends one line to a marker file when it
-#: completes, prints a JSON result like the real step, and exits with FAKE_STEP_EXIT
+#: a stand-in for ``sightlines step ...`` (argv appended): waits for its gate file (if given) and sleeps, appends
+#: one line to a marker file when it completes, prints a JSON result like the real step, and exits with
+#: FAKE_STEP_EXIT. A test that needs the step still running at some point holds it with a gate rather than
+#: guessing a long enough sleep (a slow machine starts interpreters late)
 FAKE_STEP = r"""
 import json, os, sys, time
 step = sys.argv[2]
 client = sys.argv[sys.argv.index("--client") + 1]
 print(f"fake {step} of {client} starting", file=sys.stderr, flush=True)
+gate, waited = os.environ.get("FAKE_STEP_GATE"), 0.0
+while gate and not os.path.exists(gate) and waited < 120:  # held until the test has seen what it waits for
+    time.sleep(0.02)
+    waited += 0.02
 time.sleep(float(os.environ.get("FAKE_STEP_SLEEP", "0")))
 code = int(os.environ.get("FAKE_STEP_EXIT", "0"))
 with open(os.environ["FAKE_STEP_MARKER"], "a") as f:
@@ -54,9 +60,12 @@ REAL_STEP_COMMAND = [sys.executable, "-m", "sightlines"]
 FakeMaster = FakeMesosMaster
 
 
-def fake_step_options(marker: Path, *, sleep: float = 0.0, exit_code: int = 0, **options: Any) -> dict[str, Any]:
-    """Backend options that run :data:`FAKE_STEP` instead of the real step."""
+def fake_step_options(marker: Path, *, sleep: float = 0.0, exit_code: int = 0, gate: Path | None = None,
+                      **options: Any) -> dict[str, Any]:
+    """Backend options that run :data:`FAKE_STEP` instead of the real step (held until ``gate`` exists)."""
     env = {"FAKE_STEP_MARKER": str(marker), "FAKE_STEP_SLEEP": str(sleep), "FAKE_STEP_EXIT": str(exit_code)}
+    if gate is not None:
+        env["FAKE_STEP_GATE"] = str(gate)
     return {"step_command": FAKE_STEP_COMMAND, "env": env, **options}
 
 
@@ -71,6 +80,11 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, master: FakeMesosMaster, con
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(
         {"conn_type": "mesos", "host": master.url, "extra": {**FAST_EXTRA, **extra}}))
     return conn_id
+
+
+def reattached(master: FakeMesosMaster, framework_id: str) -> bool:
+    """Whether a client has subscribed again to ``framework_id`` (a waiter or a trigger re-attached to it)."""
+    return any(s["requested"] == framework_id for s in master.subscriptions)
 
 
 def wait_state(master: FakeMesosMaster, task_id: str, state: str = "TASK_RUNNING", timeout: float = 20) -> None:

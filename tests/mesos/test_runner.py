@@ -32,9 +32,14 @@ from .fake_master import FakeMesosMaster
 pytestmark = pytest.mark.timeout(60)
 
 
-def appending_task(task_id: str, marker: Path, *, sleep: float = 0.0, exit_code: int = 0, **kwargs) -> TaskSpec:
-    """A task that (after ``sleep`` seconds) appends one line to ``marker`` and exits with ``exit_code``."""
-    command = f"sleep {sleep}; echo \"run of $MESOS_TASK_ID\" >> {marker}; echo to-stdout; echo to-stderr >&2; exit {exit_code}"
+def appending_task(task_id: str, marker: Path, *, sleep: float = 0.0, exit_code: int = 0, gate: Path | None = None,
+                   **kwargs) -> TaskSpec:
+    """A task that (once ``gate`` exists, if given, and after ``sleep`` seconds) appends one line to ``marker``
+    and exits with ``exit_code``. A gate holds the task running for as long as the test needs, whatever the
+    machine's speed (at most 2 minutes)."""
+    hold = f"i=0; while [ ! -e {gate} ] && [ $i -lt 6000 ]; do sleep 0.02; i=$((i+1)); done; " if gate else ""
+    command = (f"{hold}sleep {sleep}; echo \"run of $MESOS_TASK_ID\" >> {marker}; echo to-stdout; "
+               f"echo to-stderr >&2; exit {exit_code}")
     kwargs.setdefault("cpus", 1)
     kwargs.setdefault("mem_mb", 256)
     return TaskSpec(task_id=task_id, command=command, **kwargs)
@@ -243,8 +248,11 @@ class TestFaults:
         assert any(d["state"] == "TASK_UNKNOWN" for d in master.deliveries)
 
     def test_unreachable_task_back_running_is_picked_up_by_reconciliation(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-back", marker, sleep=1.0)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-back", marker, gate=gate)
+
+        def reconciled_after(n: int) -> bool:  # a reconciliation answer (no uuid) saying RUNNING, after the n-th
+            return any(d["state"] == "TASK_RUNNING" and not d["uuid"] for d in master.deliveries[n:])
 
         async def scenario():
             running = asyncio.create_task(run_task(config, spec))
@@ -253,6 +261,9 @@ class TestFaults:
             await asyncio.to_thread(master.make_agent_unreachable, hostname)
             await asyncio.sleep(0.3)
             await asyncio.to_thread(master.reconnect_agent, hostname)  # still running: no update is sent
+            n = len(master.deliveries)
+            await asyncio.to_thread(master.wait_for, lambda: reconciled_after(n), 20, "RUNNING from reconciliation")
+            gate.touch()  # only then may the task end
             return await running
 
         outcome = run(scenario())
@@ -414,13 +425,14 @@ class TestExactlyOnceAcrossTries:
         assert master.launch_count() == 1 and lines(marker) == ["run of t-race"]
 
     def test_submit_then_wait(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-submit", marker, sleep=0.5)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-submit", marker, gate=gate)
         status = run(submit_task(config, spec))
         assert status.state == "TASK_RUNNING"
         assert master.framework_ids(completed=False)  # still registered for the waiter
         found = run(find_task(config, "t-submit"))
         assert found is not None and found.state == "TASK_RUNNING" and found.framework_id
+        gate.touch()
         outcome = run(run_task(config, spec))
         assert outcome.ok and outcome.reattached and outcome.launches == 0
         assert master.launch_count() == 1 and lines(marker) == ["run of t-submit"]

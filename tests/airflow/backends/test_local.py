@@ -137,9 +137,11 @@ class TestStreaming:
 class TestCancel:
     def test_cancel_stops_the_whole_process_group(self, tmp_path):
         child_pid = tmp_path / "child.pid"
-        script = ("import subprocess, sys, time\n"
+        written = tmp_path / "child.pid.tmp"  # renamed when complete: never read half-written
+        script = ("import os, subprocess, sys, time\n"
                   f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-                  f"open({str(child_pid)!r}, 'w').write(str(p.pid))\n"
+                  f"open({str(written)!r}, 'w').write(str(p.pid))\n"
+                  f"os.replace({str(written)!r}, {str(child_pid)!r})\n"
                   "time.sleep(60)\n")
         backend = LocalBackend(command=[sys.executable, "-c", script], kill_grace=5)
         job = backend.submit(spec())
@@ -164,7 +166,10 @@ class TestCancel:
                   "time.sleep(60)\n")
         backend = LocalBackend(command=[sys.executable, "-c", script], kill_grace=0.5)
         job = backend.submit(spec())
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30  # SIGTERM ignored from here on (a fixed sleep raced a slow start)
+        while "ready" not in backend._jobs[job].stderr_tail and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "ready" in backend._jobs[job].stderr_tail
         t0 = time.monotonic()
         backend.cancel(job, "test")
         assert time.monotonic() - t0 < 5

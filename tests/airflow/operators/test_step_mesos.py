@@ -17,11 +17,13 @@ from sightlines_airflow.backends.base import BackendError
 from sightlines_airflow.operators.step import SightlinesStepOperator
 from sightlines_airflow.triggers.mesos import MesosTaskTrigger
 
-from ..conftest import TI
 from tests.mesos.fake_master import TERMINAL
+
+from ..conftest import TI
 from ..mesos_cluster import (
     completions,
     fake_step_options,
+    reattached,
     set_connection,
     wait_state,
 )
@@ -29,14 +31,16 @@ from ..mesos_cluster import (
 pytestmark = pytest.mark.timeout(90)
 
 
-def operator(marker, *, step: str = "extract", sleep: float = 0.0, exit_code: int = 0, **kw) -> SightlinesStepOperator:
+def operator(marker, *, step: str = "extract", sleep: float = 0.0, exit_code: int = 0, gate=None,
+             **kw) -> SightlinesStepOperator:
     kw.setdefault("task_id", step)
     kw.setdefault("deferrable", True)
     kw.setdefault("execution_timeout", dt.timedelta(minutes=10))
     kw.setdefault("memory_mb", 512)
     return SightlinesStepOperator(step=step, client="zeta", run_date="2026-11-20", backend="mesos", root="/data/zeta",
                                   poll_interval=0.2,
-                                  backend_options=fake_step_options(marker, sleep=sleep, exit_code=exit_code), **kw)
+                                  backend_options=fake_step_options(marker, sleep=sleep, exit_code=exit_code,
+                                                                    gate=gate), **kw)
 
 
 def deferred(op: SightlinesStepOperator, context: dict[str, Any]) -> TaskDeferred:
@@ -73,10 +77,11 @@ def in_thread(fn) -> tuple[threading.Thread, list]:
 class TestDeferral:
     def test_execute_defers_to_the_mesos_trigger_and_execute_complete_finishes(self, master, mesos_conn, tmp_path,
                                                                                context):
-        marker = tmp_path / "marker"
-        op = operator(marker, sleep=0.3)
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        op = operator(marker, gate=gate)  # held running until it has deferred
         before = time.time()
         info = deferred(op, context)
+        gate.touch()
         assert info.method_name == "execute_complete" and info.timeout == dt.timedelta(minutes=10)
         classpath, kwargs = info.trigger.serialize()
         assert classpath == "sightlines_airflow.triggers.mesos.MesosTaskTrigger"
@@ -114,9 +119,11 @@ class TestDeferral:
 class TestOutcomes:
     def test_a_failing_step_fails_the_task_with_its_reason_and_is_not_relaunched(self, master, mesos_conn, tmp_path,
                                                                                  context):
-        marker = tmp_path / "marker"
-        op = operator(marker, step="score", exit_code=1, sleep=0.5)
-        event = run_trigger(deferred(op, context).trigger)
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        op = operator(marker, step="score", exit_code=1, gate=gate)
+        trigger = deferred(op, context).trigger
+        gate.touch()
+        event = run_trigger(trigger)
         with pytest.raises(AirflowException, match=r"score of zeta 2026-11-20 failed \(job sl\.zeta\.2026-11-20\."
                                                    r"score\.\w+, exit code 1\): exit code 1: RuntimeError: fake "
                                                    r"crash") as info:
@@ -166,14 +173,17 @@ class TestOutcomes:
 
 class TestRetriesAndKills:
     def test_a_retry_while_the_first_tries_task_runs_reattaches(self, master, mesos_conn, tmp_path, context):
-        marker = tmp_path / "marker"
-        first = deferred(operator(marker, sleep=1.5), context)  # try 1 submitted, then its worker went away
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        first = deferred(operator(marker, gate=gate), context)  # try 1 submitted, then its worker went away
+        framework_id = master.launches[0].framework_id
 
         async def try_one_watches_try_two_takes_over() -> list[dict]:
             watching = asyncio.ensure_future(_first(first.trigger))  # try 1's trigger is attached
-            await asyncio.sleep(0.5)
-            second = await asyncio.to_thread(deferred, operator(marker, sleep=1.5), context)  # the retry
+            await asyncio.to_thread(master.wait_for, lambda: reattached(master, framework_id), 20,
+                                    "try 1's trigger re-attached")
+            second = await asyncio.to_thread(deferred, operator(marker, gate=gate), context)  # the retry
             assert second.trigger.job_id == first.trigger.job_id
+            gate.touch()  # the step ends only once both tries have seen it running
             return [await asyncio.wait_for(watching, 40), await asyncio.wait_for(_first(second.trigger), 40)]
 
         events = asyncio.run(try_one_watches_try_two_takes_over())
@@ -185,13 +195,15 @@ class TestRetriesAndKills:
 
     def test_a_retry_in_the_worker_takes_over_and_the_old_try_stops_without_killing(self, master, mesos_conn,
                                                                                    tmp_path, context):
-        marker = tmp_path / "marker"
-        old, old_out = in_thread(lambda: operator(marker, sleep=2.0, deferrable=False).execute(context))
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        old, old_out = in_thread(lambda: operator(marker, gate=gate, deferrable=False).execute(context))
         master.wait_for(lambda: master.launch_count() == 1, timeout=20)
         wait_state(master, master.launches[0].task_id)
-        time.sleep(0.3)
-        new, new_out = in_thread(lambda: operator(marker, sleep=2.0, deferrable=False).execute(context))
+        framework_id = master.launches[0].framework_id
+        master.wait_for(lambda: reattached(master, framework_id), timeout=20, what="the old try waiting")
+        new, new_out = in_thread(lambda: operator(marker, gate=gate, deferrable=False).execute(context))
         old.join(40)
+        gate.touch()  # the step ends once the old try has given way
         new.join(40)
         assert isinstance(old_out[0], BackendError) and "another try took its framework over" in str(old_out[0])
         assert "without killing the task" in str(old_out[0])
