@@ -159,13 +159,15 @@ class TestFailures:
 
 class TestFaults:
     def test_task_lost_mid_run_is_relaunched_once(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-lost", marker, sleep=0.8)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-lost", marker, gate=gate)
 
         async def scenario():
             running = asyncio.create_task(run_task(config, spec))
             await asyncio.to_thread(wait_running, master, "t-lost")
             await asyncio.to_thread(master.lose_task, "t-lost")
+            await asyncio.to_thread(master.wait_for, lambda: master.launch_count("t-lost") == 2, 20, "the relaunch")
+            gate.touch()
             return await running
 
         outcome = run(scenario())
@@ -190,13 +192,15 @@ class TestFaults:
         assert master.launch_count() == 1
 
     def test_agent_removed_relaunches_elsewhere(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-gone", marker, sleep=1.0)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-gone", marker, gate=gate)
 
         async def scenario():
             running = asyncio.create_task(run_task(config, spec))
             await asyncio.to_thread(wait_running, master, "t-gone")
             await asyncio.to_thread(master.remove_agent, master.launches[0].hostname, gone_after=0.3)
+            await asyncio.to_thread(master.wait_for, lambda: master.launch_count("t-gone") == 2, 20, "the relaunch")
+            gate.touch()
             return await running
 
         outcome = run(scenario())
@@ -208,15 +212,19 @@ class TestFaults:
         assert_every_update_acknowledged(master)
 
     def test_unreachable_task_is_not_relaunched(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-unreach", marker, sleep=0.6)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-unreach", marker, gate=gate)
 
         async def scenario():
             running = asyncio.create_task(run_task(config, spec))
             await asyncio.to_thread(wait_running, master, "t-unreach")
             hostname = master.launches[0].hostname
             await asyncio.to_thread(master.make_agent_unreachable, hostname)
-            await asyncio.sleep(1.2)  # meanwhile the task finishes on the partitioned agent
+            asked = len(master.calls_of("RECONCILE"))
+            gate.touch()  # meanwhile the task finishes on the partitioned agent
+            await asyncio.to_thread(master.wait_for, lambda: lines(marker) == ["run of t-unreach"], 20, "the run")
+            await asyncio.to_thread(master.wait_for, lambda: len(master.calls_of("RECONCILE")) >= asked + 2, 20,
+                                    "two reconciliations while unreachable")
             assert not running.done()
             await asyncio.to_thread(master.reconnect_agent, hostname)
             return await running
@@ -229,8 +237,8 @@ class TestFaults:
         assert_every_update_acknowledged(master)
 
     def test_unreachable_then_unknown_is_still_not_relaunched(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-forgot", marker, sleep=0.5)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-forgot", marker, gate=gate)
 
         async def scenario():
             running = asyncio.create_task(run_task(config, spec))
@@ -238,7 +246,12 @@ class TestFaults:
             await asyncio.to_thread(master.make_agent_unreachable, master.launches[0].hostname)
             await asyncio.sleep(0.3)
             await asyncio.to_thread(master.forget_task, "t-forgot")  # reconciliation now says TASK_UNKNOWN
-            await asyncio.sleep(1.0)
+            gate.touch()
+            await asyncio.to_thread(master.wait_for, lambda: lines(marker) == ["run of t-forgot"], 20, "the run")
+            await asyncio.to_thread(master.wait_for,
+                                    lambda: any(d["state"] == "TASK_UNKNOWN" for d in master.deliveries), 20,
+                                    "TASK_UNKNOWN from reconciliation")
+            await asyncio.sleep(0.5)
             assert not running.done()  # still waiting: the task may be running on the lost agent
             running.cancel()
             await asyncio.wait({running})
@@ -286,12 +299,17 @@ class TestFaults:
         assert_every_update_acknowledged(master)
 
     def test_stream_dropped_mid_run_reconnects(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
 
         async def scenario():
-            running = asyncio.create_task(run_task(config, appending_task("t-drop2", marker, sleep=0.8)))
+            running = asyncio.create_task(run_task(config, appending_task("t-drop2", marker, gate=gate)))
             await asyncio.to_thread(wait_running, master, "t-drop2")
+            framework_id = master.launches[0].framework_id
             await asyncio.to_thread(master.drop_streams, refuse_for=0.3)
+            await asyncio.to_thread(master.wait_for,
+                                    lambda: any(s["requested"] == framework_id for s in master.subscriptions), 20,
+                                    "the re-subscription")
+            gate.touch()
             return await running
 
         outcome = run(scenario())
@@ -319,13 +337,19 @@ class TestFaults:
 
 class TestExactlyOnceAcrossTries:
     def test_retry_while_first_try_runs_reattaches(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-retry", marker, sleep=1.0)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-retry", marker, gate=gate)
 
         async def scenario():
             first = asyncio.create_task(run_task(config, spec))
             await asyncio.to_thread(wait_running, master, "t-retry")
-            second = await run_task(config, spec)  # e.g. Airflow retried after losing the worker
+            framework_id = master.launches[0].framework_id
+            retry = asyncio.create_task(run_task(config, spec))  # e.g. Airflow retried after losing the worker
+            await asyncio.to_thread(master.wait_for,
+                                    lambda: any(s["requested"] == framework_id for s in master.subscriptions), 20,
+                                    "the retry re-attached")
+            gate.touch()
+            second = await retry
             with pytest.raises(FrameworkError, match="taken the framework over"):
                 await first
             return second
@@ -337,8 +361,8 @@ class TestExactlyOnceAcrossTries:
         assert_every_update_acknowledged(master)
 
     def test_scheduler_crash_then_retry_reattaches(self, master, config, tmp_path):
-        marker = tmp_path / "marker.txt"
-        spec = appending_task("t-crash", marker, sleep=0.8)
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-crash", marker, gate=gate)
 
         async def scenario():
             first = asyncio.create_task(run_task(config, spec))
@@ -347,7 +371,13 @@ class TestExactlyOnceAcrossTries:
             with pytest.raises(asyncio.CancelledError):
                 await first
             assert master.framework_ids(completed=False)
-            return await run_task(config, spec)
+            framework_id = master.launches[0].framework_id
+            retry = asyncio.create_task(run_task(config, spec))
+            await asyncio.to_thread(master.wait_for,
+                                    lambda: any(s["requested"] == framework_id for s in master.subscriptions), 20,
+                                    "the retry re-attached")
+            gate.touch()  # the task ends once the retry watches it
+            return await retry
 
         outcome = run(scenario())
         assert outcome.ok and outcome.reattached and outcome.launches == 0
