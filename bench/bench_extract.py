@@ -33,13 +33,13 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
 
 _CHILD = r"""
-import json, resource, shutil, sys, time
+import json, resource, sys, time
 from sightlines.storage import Storage
 from sightlines.pipeline import extract
 root, client, date, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 store = Storage(root).client(client)
 for prefix in (store.features(date), store.events(date), store.quarantine(date)):  # the day's first run, as daily
-    shutil.rmtree(store.storage._path(store.key(prefix)), ignore_errors=True)     # (not the replacement of a run)
+    store.delete(prefix)                                                           # (not the replacement of a run)
 t = time.perf_counter()
 r = extract(client, date, Storage(root), workers=workers)
 secs = time.perf_counter() - t

@@ -102,7 +102,7 @@ class ScannedBlock:
     ucols: list[np.ndarray]
     groups: list[tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]]
     bounds: np.ndarray  # start and end offset of each row's line in the scanned buffer
-    hashes: np.ndarray  # the hash of each row's id (:func:`sightlines.pipeline._scan.hash_ids`; 0 for bad rows)
+    hashes: np.ndarray  # the hash of each row's id (:func:`hash_ids`; 0 for bad rows)
     n_lines: int = 0
     blank: int = 0
     lenient: int = 0
@@ -262,8 +262,7 @@ class BlockDecoder:
                     out.bad_rows.append(row)
             if out.slow_rows:
                 out.hashes = out.hashes.copy()
-                out.hashes[out.slow_rows] = np.frombuffer(
-                    _native.hash_ids([ids[row] for row in out.slow_rows]), dtype=np.uint64)
+                out.hashes[out.slow_rows] = hash_ids([ids[row] for row in out.slow_rows])
         return out
 
     def merge(self, blocks: list[ScannedBlock]) -> tuple[DecodedBlock, Chunk, np.ndarray]:
@@ -410,8 +409,6 @@ def hash_ids(ids: list[str]) -> np.ndarray:
     return hash_array(np.asarray(ids, dtype=object), categorize=False)
 
 
-_hash_ids = hash_ids
-
 #: set to ``python`` to force the reference decoder (debugging, comparisons)
 DECODER_ENV = "SIGHTLINES_DECODER"
 
@@ -497,7 +494,7 @@ class SegmentDecoder:
         block = decode_block(lines, first_lineno, self.file_name, self.plan, None, id_path=self.roles.id)
         block.n_lines = self.n_lines = len(lines)
         self._blocks.append(block)
-        return _hash_ids(block.ids), np.asarray(block.lines, dtype=np.int64), \
+        return hash_ids(block.ids), np.asarray(block.lines, dtype=np.int64), \
             lambda i: lines[block.lines[i] - first_lineno]
 
     def finish(self) -> tuple[DecodedBlock, Chunk]:

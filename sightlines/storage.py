@@ -277,10 +277,10 @@ class Storage:
         import pyarrow.parquet as pq
 
         if self.is_local:
-            path = self._path(key)
-            if not os.path.exists(path):
-                raise NotFoundError(f"{self.url_of(key)} does not exist", path=key)
-            source = pa.memory_map(path)
+            try:
+                source = pa.memory_map(self._path(key))
+            except FileNotFoundError:
+                raise NotFoundError(f"{self.url_of(key)} does not exist", path=key) from None
         else:
             data = self.read_bytes(key)
             buf = pa.allocate_buffer(len(data))

@@ -503,10 +503,10 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
 
     phase("setup")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
-        shares = plan_shares(keys, workers, [store.size(k) for k in keys], block_bytes=spec.block_bytes,
+        sizes = [store.size(k) for k in keys]
+        shares = plan_shares(keys, workers, sizes, block_bytes=spec.block_bytes,
                              most=spec.segment_blocks)
         event_names = event_list_names(spec.plan())
-        sizes = [store.size(k) for k in keys]
         # ids seen by any worker: a line whose id may repeat an earlier one keeps its text while it is at hand
         seen = SeenFilter.create(os.path.join(out_dir, "seen-ids.bits"), _expected_users(keys, sizes))
         time_scalars = tuple(s.name for s in schema.scalars if s.kind == "timestamp")

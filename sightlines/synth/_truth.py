@@ -120,12 +120,13 @@ def load_truth(store: ClientStore, date: dt.date | str) -> pd.DataFrame:
     from ._generate import truth_key
 
     key = truth_key(date)
-    if not store.exists(key):
+    try:
+        table = store.read_parquet(key)
+    except NotFoundError:
         raise NotFoundError(
             f"no synthetic truth at {store.url_of(key)}; run generate_client(store, date={str(date)!r}, ...) first",
             path=key,
-        )
-    table = store.read_parquet(key)  # (not from Python bytes: see Storage.open_parquet)
+        ) from None
     world = world_of(table.schema.metadata)
     df = table.replace_schema_metadata(None).to_pandas()
     if world is not None:
