@@ -82,11 +82,6 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, master: FakeMesosMaster, con
     return conn_id
 
 
-def reattached(master: FakeMesosMaster, framework_id: str) -> bool:
-    """Whether a client has subscribed again to ``framework_id`` (a waiter or a trigger re-attached to it)."""
-    return any(s["requested"] == framework_id for s in master.subscriptions)
-
-
 def wait_state(master: FakeMesosMaster, task_id: str, state: str = "TASK_RUNNING", timeout: float = 20) -> None:
     master.wait_for(lambda: master.task_state(task_id) == state, timeout=timeout, what=f"{task_id} {state}")
 

@@ -437,6 +437,11 @@ class FakeMesosMaster:
             return [f.framework_id for f in self._frameworks.values() if completed is None or f.completed == completed]
         return self._run(do)
 
+    def resubscribed(self, framework_id: str) -> bool:
+        """Whether a client has subscribed again to ``framework_id`` (a waiter, a trigger or a retry re-attached)."""
+        with self._lock:
+            return any(s["requested"] == framework_id for s in self.subscriptions)
+
     def pending_updates(self) -> int:
         """Unacknowledged updates over all registered frameworks."""
         return self._run(lambda: sum(len(t.pending) for f in self._frameworks.values() if not f.completed

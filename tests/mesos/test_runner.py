@@ -307,7 +307,7 @@ class TestFaults:
             framework_id = master.launches[0].framework_id
             await asyncio.to_thread(master.drop_streams, refuse_for=0.3)
             await asyncio.to_thread(master.wait_for,
-                                    lambda: any(s["requested"] == framework_id for s in master.subscriptions), 20,
+                                    lambda: master.resubscribed(framework_id), 20,
                                     "the re-subscription")
             gate.touch()
             return await running
@@ -346,7 +346,7 @@ class TestExactlyOnceAcrossTries:
             framework_id = master.launches[0].framework_id
             retry = asyncio.create_task(run_task(config, spec))  # e.g. Airflow retried after losing the worker
             await asyncio.to_thread(master.wait_for,
-                                    lambda: any(s["requested"] == framework_id for s in master.subscriptions), 20,
+                                    lambda: master.resubscribed(framework_id), 20,
                                     "the retry re-attached")
             gate.touch()
             second = await retry
@@ -374,7 +374,7 @@ class TestExactlyOnceAcrossTries:
             framework_id = master.launches[0].framework_id
             retry = asyncio.create_task(run_task(config, spec))
             await asyncio.to_thread(master.wait_for,
-                                    lambda: any(s["requested"] == framework_id for s in master.subscriptions), 20,
+                                    lambda: master.resubscribed(framework_id), 20,
                                     "the retry re-attached")
             gate.touch()  # the task ends once the retry watches it
             return await retry

@@ -23,7 +23,6 @@ from ..conftest import TI
 from ..mesos_cluster import (
     completions,
     fake_step_options,
-    reattached,
     set_connection,
     wait_state,
 )
@@ -179,7 +178,7 @@ class TestRetriesAndKills:
 
         async def try_one_watches_try_two_takes_over() -> list[dict]:
             watching = asyncio.ensure_future(_first(first.trigger))  # try 1's trigger is attached
-            await asyncio.to_thread(master.wait_for, lambda: reattached(master, framework_id), 20,
+            await asyncio.to_thread(master.wait_for, lambda: master.resubscribed(framework_id), 20,
                                     "try 1's trigger re-attached")
             second = await asyncio.to_thread(deferred, operator(marker, gate=gate), context)  # the retry
             assert second.trigger.job_id == first.trigger.job_id
@@ -200,7 +199,7 @@ class TestRetriesAndKills:
         master.wait_for(lambda: master.launch_count() == 1, timeout=20)
         wait_state(master, master.launches[0].task_id)
         framework_id = master.launches[0].framework_id
-        master.wait_for(lambda: reattached(master, framework_id), timeout=20, what="the old try waiting")
+        master.wait_for(lambda: master.resubscribed(framework_id), timeout=20, what="the old try waiting")
         new, new_out = in_thread(lambda: operator(marker, gate=gate, deferrable=False).execute(context))
         old.join(40)
         gate.touch()  # the step ends once the old try has given way
