@@ -19,7 +19,7 @@ from tests.mesos.fake_master import AgentSpec, FakeMesosMaster
 CONN_ID = "sightlines_mesos"
 #: the timings of tests/mesos/conftest.py's fast_config, as connection extras (the fake heartbeats every 0.2 s)
 FAST_EXTRA: dict[str, Any] = {
-    "role": "batch", "user": "sightlines", "heartbeat_tolerance": 3, "connect_timeout": 2, "request_timeout": 5,
+    "role": "batch", "user": "sightlines", "heartbeat_tolerance": 8, "connect_timeout": 2, "request_timeout": 5,
     "reconnect_timeout": 8, "backoff_initial": 0.05, "backoff_max": 0.3, "offer_timeout": 5,
     "decline_refuse_seconds": 0.2, "reconcile_interval": 0.3, "kill_grace_period": 0.5,
 }

@@ -29,7 +29,7 @@ def fast_config(master: str, **overrides: Any) -> MesosConfig:
         master=master,
         role="batch",
         user="sightlines",
-        heartbeat_tolerance=3,
+        heartbeat_tolerance=8,  # 1.6 s of silence: a loaded test machine stalls for 0.6 s now and then
         connect_timeout=2,
         request_timeout=5,
         reconnect_timeout=8,

@@ -585,7 +585,7 @@ class FakeMesosMaster:
         stream.send({"type": "SUBSCRIBED", "subscribed": {
             "framework_id": _id(framework.framework_id), "heartbeat_interval_seconds": self.heartbeat_interval,
             "master_info": self._master_info()}})
-        for task in framework.tasks.values():  # re-send what is still unacknowledged
+        for task in self._runs_with_pending(framework):  # re-send what is still unacknowledged
             self._deliver_head(task, force=True)
         heartbeat = self._spawn(self._heartbeats(stream))
         closed_by_peer = self._spawn(reader.read())
@@ -662,8 +662,15 @@ class FakeMesosMaster:
         framework.refuse_until.clear()
 
     def _call_acknowledge(self, framework: _Framework, payload: dict[str, Any]) -> None:
-        task = framework.tasks.get(_val(payload.get("task_id")) or "")
-        if task is None or not task.pending or task.pending[0]["uuid"] != payload.get("uuid"):
+        # Mesos routes an acknowledgement to the agent it names, so it reaches the run it was meant for even
+        # when the task id was relaunched meanwhile (the framework learned of the old run's end from a
+        # reconciliation, relaunched, and only then acknowledged the old run's update).
+        task_id, agent_id = _val(payload.get("task_id")) or "", _val(payload.get("agent_id"))
+        runs = [framework.tasks.get(task_id), *reversed(framework.completed_tasks)]
+        task = next((t for t in runs if t is not None and t.task_id == task_id and t.pending
+                     and t.pending[0]["uuid"] == payload.get("uuid")
+                     and (agent_id is None or t.agent_id == agent_id)), None)
+        if task is None:
             return  # duplicate or stale acknowledgement: ignored, as Mesos does
         acked = task.pending.popleft()
         with self._lock:
@@ -689,7 +696,7 @@ class FakeMesosMaster:
                 status = {"task_id": _id(task_id), "state": "TASK_UNKNOWN", "reason": "REASON_RECONCILIATION",
                           "source": "SOURCE_MASTER", "message": "Reconciliation: Task is unknown",
                           "timestamp": time.time()}
-            self._send_update(framework, status)
+            self._send_update(framework, status, task)
 
     def _call_kill(self, framework: _Framework, payload: dict[str, Any]) -> None:
         task_id = _val(payload.get("task_id")) or ""
@@ -858,7 +865,7 @@ class FakeMesosMaster:
         task.state = state
         if framework is not None and task.task_id not in framework.tasks:
             framework.completed_tasks.append(task)  # never became active: report once, no ack needed
-            self._send_update(framework, {k: v for k, v in status.items() if k != "uuid"})
+            self._send_update(framework, {k: v for k, v in status.items() if k != "uuid"}, task)
             return
         self._queue(task, status)
 
@@ -886,20 +893,27 @@ class FakeMesosMaster:
         if not force and time.monotonic() - task.last_sent < self.update_retry_interval:
             return
         task.last_sent = time.monotonic()
-        self._send_update(framework, task.pending[0])
+        self._send_update(framework, task.pending[0], task)
 
-    def _send_update(self, framework: _Framework, status: dict[str, Any]) -> None:
+    def _send_update(self, framework: _Framework, status: dict[str, Any], task: _Task | None = None) -> None:
         if framework.stream is None:
             return
         if framework.stream.send({"type": "UPDATE", "update": {"status": status}}):
-            with self._lock:
+            with self._lock:  # "run": which launch of the task id the update is about (its sandbox)
                 self.deliveries.append({"task_id": _val(status["task_id"]), "state": status["state"],
-                                        "uuid": status.get("uuid"), "framework_id": framework.framework_id})
+                                        "uuid": status.get("uuid"), "framework_id": framework.framework_id,
+                                        "run": str(task.sandbox) if task is not None else None})
+
+    @staticmethod
+    def _runs_with_pending(framework: _Framework) -> list[_Task]:
+        """Runs with unacknowledged updates: the active ones and those a relaunch of their task id replaced."""
+        return [t for t in [*framework.tasks.values(), *framework.completed_tasks] if t.pending]
 
     def _complete(self, framework: _Framework, task: _Task) -> None:
         if framework.tasks.get(task.task_id) is task:
             del framework.tasks[task.task_id]
-        framework.completed_tasks.append(task)
+        if not any(t is task for t in framework.completed_tasks):  # a replaced run is there already
+            framework.completed_tasks.append(task)
         task.pending.clear()
         agent = self._agents.get(task.agent_id)
         if agent is not None:
@@ -913,7 +927,7 @@ class FakeMesosMaster:
             for framework in self._frameworks.values():
                 if framework.stream is None or framework.completed:
                     continue
-                for task in list(framework.tasks.values()):
+                for task in self._runs_with_pending(framework):
                     self._deliver_head(task)
 
     # -- offers ------------------------------------------------------------------------------

@@ -187,21 +187,24 @@ class TestRuns:
             other.status("sl.nope")
 
     def test_a_task_lost_mid_run_is_relaunched_and_completes_once(self, master, mesos_conn, tmp_path):
-        marker = tmp_path / "marker"
-        b = backend(marker, sleep=1.0)
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        b = backend(marker, gate=gate)  # held running until it has been lost and relaunched
         job = b.submit(spec())
         wait_state(master, job)
         master.lose_task(job)
+        threading.Thread(target=lambda: (master.wait_for(lambda: master.launch_count(job) == 2, 20, "the relaunch"),
+                                         gate.touch()), daemon=True).start()
         assert b.wait(job, poll_interval=0.1) == JobState.SUCCEEDED
         assert master.launch_count(job) == 2 and completions(marker) == [f"extract {job}"]
 
     def test_an_unreachable_task_is_waited_for_not_run_twice(self, master, mesos_conn, tmp_path):
-        marker = tmp_path / "marker"
-        b = backend(marker, sleep=1.0)
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        b = backend(marker, gate=gate)  # held running until the agent is unreachable
         job = b.submit(spec())
         host = master.launches[0].hostname
         master.make_agent_unreachable(host)
         assert b.status(job) == JobState.RUNNING  # unreachable: may still run
+        gate.touch()  # it ends behind the partition; the backend learns of it once the agent is back
         threading.Timer(1.5, master.reconnect_agent, args=(host,)).start()
         assert b.wait(job, poll_interval=0.1) == JobState.SUCCEEDED
         assert master.launch_count() == 1 and completions(marker) == [f"extract {job}"]

@@ -157,14 +157,15 @@ class TestOutcomes:
                      task_id="other").execute({"ti": TI(task_id="other")})
 
     def test_a_task_lost_mid_run_is_relaunched_and_completes_once(self, master, mesos_conn, tmp_path, context):
-        marker = tmp_path / "marker"
-        op = operator(marker, sleep=1.0, deferrable=False)
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        op = operator(marker, gate=gate, deferrable=False)  # held running until it has been lost and relaunched
         thread, out = in_thread(lambda: op.execute(context))
         master.wait_for(lambda: master.launch_count() == 1, timeout=20)
         job = master.launches[0].task_id
         wait_state(master, job)
-        time.sleep(0.3)
         master.lose_task(job)
+        master.wait_for(lambda: master.launch_count(job) == 2, timeout=20, what="the relaunch")
+        gate.touch()
         thread.join(40)
         assert out and out[0]["state"] == "succeeded", out
         assert master.launch_count(job) == 2 and completions(marker) == [f"extract {job}"]

@@ -16,6 +16,7 @@ from sightlines_airflow.triggers.mesos import MesosTaskTrigger
 
 from .. import mesos_cluster as cluster
 from ..mesos_cluster import (
+    FakeMaster,
     completions,
     fake_step_options,
     wait_state,
@@ -39,6 +40,16 @@ def submitted(marker, **kw) -> tuple[MesosBackend, str, dict]:
 
 def trigger_for(job: str, options: dict, **kw) -> MesosTaskTrigger:
     return MesosTaskTrigger(job_id=job, step=SPEC.to_public_dict(), backend_options=options, poll_interval=0.2, **kw)
+
+
+async def lose_once_attached(master: FakeMaster, job: str, gate) -> None:
+    """Lose ``job`` once the trigger has re-attached to its framework, release it once relaunched."""
+    await asyncio.to_thread(wait_state, master, job)
+    framework_id = master.launches[0].framework_id
+    await asyncio.to_thread(master.wait_for, lambda: master.resubscribed(framework_id), 20, "the trigger attached")
+    await asyncio.to_thread(master.lose_task, job)
+    await asyncio.to_thread(master.wait_for, lambda: master.launch_count(job) == 2, 20, "the relaunch")
+    gate.touch()
 
 
 async def first_event(trigger: MesosTaskTrigger) -> TriggerEvent:
@@ -120,14 +131,12 @@ class TestRun:
         assert master.launch_count() == 1
 
     def test_a_task_lost_while_deferred_is_relaunched_once_and_completes_once(self, master, mesos_conn, tmp_path):
-        marker = tmp_path / "marker"
-        _, job, options = submitted(marker, sleep=1.0)
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        _, job, options = submitted(marker, gate=gate)  # held running until it has been lost and relaunched
 
         async def scenario() -> dict:
             waiting = asyncio.ensure_future(first_event(trigger_for(job, options)))
-            await asyncio.to_thread(wait_state, master, job)
-            await asyncio.sleep(0.3)  # the trigger is attached
-            await asyncio.to_thread(master.lose_task, job)
+            await lose_once_attached(master, job, gate)
             return (await asyncio.wait_for(waiting, 40)).payload
 
         event = asyncio.run(scenario())
@@ -194,8 +203,8 @@ class TestRun:
         monkeypatch.setenv("AIRFLOW_CONN_SIGHTLINES_S3", json.dumps({
             "conn_type": "aws", "login": "AKIAEXAMPLE", "password": "secret-from-the-connection",
             "extra": {"region_name": "eu-west-1"}}))
-        marker = tmp_path / "marker"
-        options = fake_step_options(marker, sleep=1.0, credentials="task_env")
+        marker, gate = tmp_path / "marker", tmp_path / "gate"
+        options = fake_step_options(marker, gate=gate, credentials="task_env")
         from sightlines_airflow.hooks.storage import SightlinesStorageHook
 
         secrets = SightlinesStorageHook("sightlines_s3").step_env()
@@ -204,9 +213,7 @@ class TestRun:
 
         async def scenario() -> dict:
             waiting = asyncio.ensure_future(first_event(trigger))
-            await asyncio.to_thread(wait_state, master, job)
-            await asyncio.sleep(0.3)
-            await asyncio.to_thread(master.lose_task, job)
+            await lose_once_attached(master, job, gate)
             return (await asyncio.wait_for(waiting, 40)).payload
 
         assert asyncio.run(scenario())["status"] == "success"
