@@ -129,7 +129,8 @@ class RawBlocks:
     into that buffer, which saves two copies and the page faults of a fresh
     16 MB object per block. A consumer that knows how many lines the block
     had (the compiled decoder does) may set :attr:`n_lines`, which saves
-    counting them again.
+    counting them again. ``select`` says which blocks to yield (the others
+    are only read past); reading ends before block ``stop``.
 
     Examples
     --------
@@ -141,8 +142,8 @@ class RawBlocks:
     """
 
     def __init__(self, store: ClientStore, key: str, *, block_bytes: int = 4 << 20,
-                 select: Callable[[int], bool] | None = None):
-        self.store, self.key, self.block_bytes, self.select = store, key, block_bytes, select
+                 select: Callable[[int], bool] | None = None, stop: int | None = None):
+        self.store, self.key, self.block_bytes, self.select, self.stop = store, key, block_bytes, select, stop
         self.n_lines: int | None = None
 
     def __iter__(self) -> Iterator[tuple[int, int, memoryview]]:
@@ -152,7 +153,7 @@ class RawBlocks:
         lineno = 1
         index = 0
         with open_snapshot_file(self.store, self.key) as f:
-            while True:
+            while self.stop is None or index < self.stop:
                 if len(buf) < have + block:  # a line longer than a block: a bigger buffer (views may pin the old one)
                     bigger = bytearray(2 * (have + block))
                     bigger[:have] = buf[:have]
@@ -175,7 +176,7 @@ class RawBlocks:
                 buf[:end - cut] = buf[cut:end]
                 have = end - cut
                 index += 1
-            if have and (self.select is None or self.select(index)):
+            if have and (self.stop is None or index < self.stop) and (self.select is None or self.select(index)):
                 self.n_lines = None
                 yield index, lineno, memoryview(buf)[:have]
 

@@ -312,8 +312,10 @@ def test_reruns_are_byte_identical(storage, write_snapshot):
     assert store.manifest(store.features(DATE))["files"] == first["files"]
 
 
-def test_one_big_file_shared_by_two_processes_gives_the_same_table(storage, write_snapshot, monkeypatch):
-    from sightlines.pipeline import _scan
+@pytest.mark.parametrize(("workers", "size_hint"), [(2, "true"), (3, "true"), (2, "tiny"), (3, "huge")])
+def test_one_big_file_shared_by_several_processes_gives_the_same_table(storage, write_snapshot, monkeypatch,
+                                                                        workers, size_hint):
+    from sightlines.pipeline import _extract, _scan
 
     monkeypatch.setattr(_scan, "BLOCK_BYTES", 32 << 10)
     monkeypatch.setattr(_scan, "SEGMENT_BLOCKS", 2)
@@ -322,10 +324,15 @@ def test_one_big_file_shared_by_two_processes_gives_the_same_table(storage, writ
     write_snapshot(store, DATE, lines)
     one = extract("acme", DATE, storage, workers=1)
     first = store.manifest(store.features(DATE))
-    two = extract("acme", DATE, storage, workers=2)
+    raw = _extract.gzip_size(store, f"{store.raw(DATE)}/part-00000.ndjson.gz")
+    assert raw == len(gzip.decompress(store.read_bytes(f"{store.raw(DATE)}/part-00000.ndjson.gz")))  # the trailer's
+    # a wrong hint (a multi-member file, say) only moves the split points: every segment is still read once
+    hint = {"true": raw, "tiny": 1, "huge": raw * 10}[size_hint]
+    monkeypatch.setattr(_extract, "gzip_size", lambda store, key: hint)
+    shared = extract("acme", DATE, storage, workers=workers)
     assert len(first["files"]) > 2  # several segments
     assert store.manifest(store.features(DATE))["files"] == first["files"]
-    assert one.n_records == two.n_records == 3000
-    assert two.details["bad_by_kind"] == {"duplicate_id": 1}
+    assert one.n_records == shared.n_records == 3000
+    assert shared.details["bad_by_kind"] == {"duplicate_id": 1}
     [dup] = quarantine(storage)
     assert dup["line"] == 1501 and dup["reason"] == "duplicate id 'u-00007' (first seen at part-00000.ndjson.gz line 8)"

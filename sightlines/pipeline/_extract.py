@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from .._resources import cpu_budget
 from .._timeparse import end_of_day
 from ..config import ClientConfig
-from ..errors import DataQualityError, NotFoundError
+from ..errors import DataQualityError, NotFoundError, StorageError
 from ..features import feature_columns, to_table
 from ..profiles import BadRecord, RawBlocks, iter_line_blocks, line_text, raw_files, usable_id
 from ..result import STATUS_OK, StepResult
@@ -504,7 +504,8 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     phase("setup")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
         sizes = [store.size(k) for k in keys]
-        shares = plan_shares(keys, workers, sizes, block_bytes=spec.block_bytes,
+        raw_sizes = [gzip_size(store, k) for k in keys] if len(keys) < workers else None  # to split files well
+        shares = plan_shares(keys, workers, sizes, raw_sizes=raw_sizes, block_bytes=spec.block_bytes,
                              most=spec.segment_blocks)
         event_names = event_list_names(spec.plan())
         # ids seen by any worker: a line whose id may repeat an earlier one keeps its text while it is at hand
@@ -629,6 +630,24 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     log.info("extract %s %s: %d users, %d bad, %.1f s", client, date, good, bad, seconds)
     return StepResult(step="extract", client=client, date=dt.date.fromisoformat(date), status=STATUS_OK,
                       outputs={"features": prefix}, n_records=good, warnings=tuple(warnings), details=details)
+
+
+def gzip_size(store: ClientStore, key: str) -> int | None:
+    """The decompressed size a gzip file states in its last 4 bytes (None if not gzip or unreadable).
+
+    It is exact for a single-member file under 4 GiB and only a hint
+    otherwise (of the last member, modulo 4 GiB): use it to plan, never to
+    decide what to read.
+    """
+    if not key.endswith(".gz"):
+        return None
+    try:
+        with store.open(key) as f:
+            f.seek(-4, os.SEEK_END)
+            tail = f.read(4)
+    except (OSError, ValueError, StorageError):
+        return None
+    return int.from_bytes(tail, "little") if len(tail) == 4 else None
 
 
 def _expected_users(keys: list[str], sizes: list[int]) -> int:
