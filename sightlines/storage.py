@@ -257,6 +257,18 @@ class Storage:
         with self.open(key) as f:
             return f.read()
 
+    def read_tail(self, key: str, n: int) -> bytes:
+        """The last ``n`` bytes of a file (all of it if shorter): one ranged GET on S3."""
+        path = self._path(key)
+        try:
+            if self.is_local:
+                with open(path, "rb") as f:
+                    f.seek(max(0, os.fstat(f.fileno()).st_size - n))
+                    return f.read()
+            return bytes(self.fs.cat_file(path, start=-n))
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.url_of(key)} does not exist", path=key) from None
+
     def read_parquet(self, key: str, columns: list[str] | None = None) -> Any:
         """A parquet file as a pyarrow Table (``columns``: only those); see :meth:`open_parquet`."""
         with self.open_parquet(key) as pf:
@@ -627,6 +639,9 @@ class ClientStore:
 
     def read_bytes(self, key: str) -> bytes:
         return self.storage.read_bytes(self.key(key))
+
+    def read_tail(self, key: str, n: int) -> bytes:
+        return self.storage.read_tail(self.key(key), n)
 
     def read_json(self, key: str) -> Any:
         return self.storage.read_json(self.key(key))

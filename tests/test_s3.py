@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import sys
 import pyarrow.parquet as pq
 
 from sightlines.pipeline import extract
+from sightlines.pipeline._extract import gzip_size
 from sightlines.registry import add_clients, load_registry
 from sightlines.storage import Storage
 
@@ -22,6 +24,9 @@ def test_extract_on_s3_with_worker_processes(s3_root, write_snapshot):
     write_snapshot(store, DATE, [user(i) for i in range(60, 100)] + [b"oops"], name="part-00001.ndjson.gz")
     result = extract("acme", DATE, storage, workers=2)
     assert result.n_records == 100 and result.details["bad_records"] == 1
+    one = f"{store.raw(DATE)}/part-00000.ndjson.gz"  # the size a gzip file states, read with one ranged GET
+    assert gzip_size(store, one, store.size(one)) == len(gzip.decompress(store.read_bytes(one)))
+    assert store.read_tail(one, 1 << 30) == store.read_bytes(one)
     keys = store.dataset_files(store.features(DATE), ".parquet")
     assert [k.rsplit("/", 1)[-1] for k in keys] == ["part-00000-00000.parquet", "part-00001-00000.parquet"]
     rows = 0

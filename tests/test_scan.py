@@ -1,13 +1,18 @@
-"""Scanning machinery shared by extract and sample: the filter of ids seen by every worker."""
+"""Scanning machinery shared by extract and sample: shares of a file, the filter of ids seen by every worker."""
 
 from __future__ import annotations
 
+import gzip
 import multiprocessing
 
 import numpy as np
+import pytest
 
 from sightlines._fastdecode import hash_ids
-from sightlines.pipeline._scan import SeenFilter
+from sightlines.pipeline._extract import gzip_size
+from sightlines.pipeline._scan import SeenFilter, plan_shares
+from sightlines.profiles import RawBlocks
+from sightlines.storage import Storage
 
 
 def _mark_in_child(f: SeenFilter, ids: list[str], out) -> None:
@@ -43,3 +48,34 @@ def test_hash_ids_is_stable():
     assert hash_ids([]).dtype == np.uint64 and len(hash_ids([])) == 0
     assert hash_ids(["a", "b"]).tolist() == hash_ids(["a", "b"]).tolist()
     assert len(set(hash_ids([str(i) for i in range(10_000)]).tolist())) == 10_000
+
+
+@pytest.mark.parametrize("name", ["a.ndjson.gz", "a.ndjson"])
+def test_shares_of_one_file_read_every_block_once_whatever_the_size_hint(name):
+    store = Storage(f"memory://shares-{name}").client("acme")
+    text = b"".join(b'{"id": "u-%d", "pad": "%s"}\n' % (i, b"x" * (i % 700)) for i in range(3000))
+    text += b'{"id": "long", "pad": "' + b"y" * 5000 + b'"}'  # longer than a block, no final newline
+    data = gzip.compress(text, mtime=0) if name.endswith(".gz") else text
+    store.write_bytes(name, data)
+    size, block = len(data), 4096
+    whole = [(i, first, bytes(v)) for i, first, v in RawBlocks(store, name, block_bytes=block)]
+    assert gzip_size(store, name, size) == (len(text) if name.endswith(".gz") else None)
+    for workers in (1, 2, 3, 5):
+        for hint in (None, len(text), len(text) // 3, len(text) * 4):
+            shares = plan_shares([name], workers, [size], raw_sizes=[hint], block_bytes=block, most=2)
+            assert len(shares) <= workers and shares[0].first == 0 and shares[-1].stop is None
+            got = []
+            for sh in shares:
+                seg = sh.segment_blocks
+                blocks = RawBlocks(store, name, block_bytes=block, select=lambda b, sh=sh, seg=seg: sh.first <= b // seg,
+                                   stop=None if sh.stop is None else sh.stop * seg)
+                got += [(i, first, bytes(v)) for i, first, v in blocks]
+            assert got == whole, (workers, hint)
+
+
+def test_a_size_hint_below_the_compressed_size_is_none():
+    store = Storage("memory://shares-odd").client("acme")
+    store.write_bytes("x.ndjson.gz", b"not gzip at all, but named so; the last 4 bytes: \x01\x00\x00\x00")
+    store.write_bytes("tiny.ndjson.gz", b"ab")
+    assert gzip_size(store, "x.ndjson.gz", store.size("x.ndjson.gz")) is None
+    assert gzip_size(store, "tiny.ndjson.gz", 2) is None and gzip_size(store, "gone.ndjson.gz", 100) is None

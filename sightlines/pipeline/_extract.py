@@ -443,7 +443,8 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     config : ClientConfig, optional
         The client's config (bad-record threshold, role paths); defaults.
     workers : int, optional
-        Worker processes (one file each at a time); defaults to the core budget.
+        Worker processes (a file each, or runs of one file's segments when there are fewer files than
+        processes); defaults to the core budget.
 
     Returns
     -------
@@ -504,7 +505,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     phase("setup")
     with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
         sizes = [store.size(k) for k in keys]
-        raw_sizes = [gzip_size(store, k) for k in keys] if len(keys) < workers else None  # to split files well
+        raw_sizes = [gzip_size(store, k, sz) for k, sz in zip(keys, sizes)] if len(keys) < workers else None
         shares = plan_shares(keys, workers, sizes, raw_sizes=raw_sizes, block_bytes=spec.block_bytes,
                              most=spec.segment_blocks)
         event_names = event_list_names(spec.plan())
@@ -632,22 +633,21 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                       outputs={"features": prefix}, n_records=good, warnings=tuple(warnings), details=details)
 
 
-def gzip_size(store: ClientStore, key: str) -> int | None:
-    """The decompressed size a gzip file states in its last 4 bytes (None if not gzip or unreadable).
+def gzip_size(store: ClientStore, key: str, size: int) -> int | None:
+    """The decompressed size a gzip file of ``size`` bytes states in its last 4 bytes (None: not stated).
 
     It is exact for a single-member file under 4 GiB and only a hint
     otherwise (of the last member, modulo 4 GiB): use it to plan, never to
-    decide what to read.
+    decide what to read. A size below the compressed one is no hint at all.
     """
-    if not key.endswith(".gz"):
+    if not key.endswith(".gz") or size < 18:  # a gzip header and trailer take 18 bytes
         return None
     try:
-        with store.open(key) as f:
-            f.seek(-4, os.SEEK_END)
-            tail = f.read(4)
+        tail = store.read_tail(key, 4)
     except (OSError, ValueError, StorageError):
         return None
-    return int.from_bytes(tail, "little") if len(tail) == 4 else None
+    raw = int.from_bytes(tail, "little") if len(tail) == 4 else 0
+    return raw if raw >= size else None
 
 
 def _expected_users(keys: list[str], sizes: list[int]) -> int:

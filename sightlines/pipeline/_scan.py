@@ -148,6 +148,7 @@ def plan_shares(keys: list[str], workers: int, sizes: list[int] | None = None, *
     per_file = 1 if len(keys) >= workers else -(-workers // len(keys))
     shares: list[Share] = []
     for i, (key, size, raw) in enumerate(zip(keys, sizes, raw_sizes)):
+        # iter_segments reads min(spec.segment_blocks, share.segment_blocks): ``most`` is spec.segment_blocks
         seg_blocks = segment_blocks_for(size, key, block_bytes=block_bytes, most=most) if size else most
         n_segments = max(1, -(-_json_bytes(size, key, raw) // (seg_blocks * block_bytes)))
         points = split_points(n_segments, per_file, INFLATE_SHARE[".gz" if key.endswith(".gz") else ""])
