@@ -399,6 +399,28 @@ class TestExactlyOnceAcrossTries:
         assert master.launch_count() == 1 and lines(marker) == ["run of t-crash"]
         assert_every_update_acknowledged(master)
 
+    def test_scheduler_crash_then_the_task_ends_then_retry_reports_it(self, master, config, tmp_path):
+        marker, gate = tmp_path / "marker.txt", tmp_path / "gate"
+        spec = appending_task("t-crash-end", marker, gate=gate)
+
+        async def scenario():
+            first = asyncio.create_task(run_task(config, spec))
+            await asyncio.to_thread(wait_running, master, "t-crash-end")
+            first.cancel()  # the worker dies: no teardown, the framework waits for a failover
+            with pytest.raises(asyncio.CancelledError):
+                await first
+            gate.touch()  # the task ends while no scheduler watches: its final update waits at the master
+            await asyncio.to_thread(master.wait_for, lambda: master.task_state("t-crash-end") == "TASK_FINISHED", 20,
+                                    "the task's end")
+            return await run_task(config, spec)
+
+        outcome = run(scenario())
+        assert outcome.ok and outcome.reattached and outcome.launches == 0
+        assert master.launch_count() == 1 and lines(marker) == ["run of t-crash-end"]
+        # the retry learned of the end from the master's state, before the re-sent updates, and tore the
+        # framework down: Mesos drops what was left unacknowledged with it (nothing waits for an ack any more)
+        assert master.framework_ids(completed=False) == [] and master.pending_updates() == 0
+
     def test_crash_after_the_final_ack_then_retry_reports_without_relaunch(self, master, config, tmp_path):
         marker = tmp_path / "marker.txt"
         spec = appending_task("t-acked", marker)
