@@ -28,7 +28,7 @@ from typing import IO, Any
 import msgspec
 
 from ._decode import Plan, parse_json_line
-from .errors import DataQualityError
+from .errors import DataQualityError, StorageError
 from .storage import ClientStore
 
 __all__ = ["BadRecord", "DecodedBlock", "raw_files", "open_snapshot_file", "iter_line_blocks", "RawBlocks", "decode_block", "usable_id", "line_text",
@@ -88,6 +88,23 @@ def open_snapshot_file(store: ClientStore, key: str) -> IO[bytes]:
 
         return igzip.IGzipFile(fileobj=raw, mode="rb")
     return raw
+
+
+def gzip_size(store: ClientStore, key: str, size: int) -> int | None:
+    """The decompressed size a gzip file of ``size`` bytes states in its last 4 bytes (None: not stated).
+
+    It is exact for a single-member file under 4 GiB and only a hint
+    otherwise (of the last member, modulo 4 GiB): use it to plan, never to
+    decide what to read. A size below the compressed one is no hint at all.
+    """
+    if not key.endswith(".gz") or size < 18:  # a gzip header and trailer take 18 bytes
+        return None
+    try:
+        tail = store.read_tail(key, 4)
+    except (OSError, ValueError, StorageError):
+        return None
+    raw = int.from_bytes(tail, "little") if len(tail) == 4 else 0
+    return raw if raw >= size else None
 
 
 def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20, max_lines: int | None = None,

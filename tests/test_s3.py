@@ -10,7 +10,7 @@ import sys
 import pyarrow.parquet as pq
 
 from sightlines.pipeline import extract
-from sightlines.pipeline._extract import gzip_size
+from sightlines.profiles import gzip_size
 from sightlines.registry import add_clients, load_registry
 from sightlines.storage import Storage
 

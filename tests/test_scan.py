@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from sightlines._fastdecode import hash_ids
-from sightlines.pipeline._extract import gzip_size
 from sightlines.pipeline._scan import SeenFilter, plan_shares
-from sightlines.profiles import RawBlocks
+from sightlines.profiles import RawBlocks, gzip_size
 from sightlines.storage import Storage
 
 

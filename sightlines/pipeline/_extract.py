@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from .._resources import cpu_budget
 from .._timeparse import end_of_day
 from ..config import ClientConfig
-from ..errors import DataQualityError, NotFoundError, StorageError
+from ..errors import DataQualityError, NotFoundError
 from ..features import feature_columns, to_table
-from ..profiles import BadRecord, RawBlocks, iter_line_blocks, line_text, raw_files, usable_id
+from ..profiles import BadRecord, RawBlocks, gzip_size, iter_line_blocks, line_text, raw_files, usable_id
 from ..result import STATUS_OK, StepResult
 from ..schema import Schema, learn_schema, load_schema, new_keys, save_schema
 from ..storage import ClientStore, Storage, date_str, file_sha256
@@ -631,23 +631,6 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
     log.info("extract %s %s: %d users, %d bad, %.1f s", client, date, good, bad, seconds)
     return StepResult(step="extract", client=client, date=dt.date.fromisoformat(date), status=STATUS_OK,
                       outputs={"features": prefix}, n_records=good, warnings=tuple(warnings), details=details)
-
-
-def gzip_size(store: ClientStore, key: str, size: int) -> int | None:
-    """The decompressed size a gzip file of ``size`` bytes states in its last 4 bytes (None: not stated).
-
-    It is exact for a single-member file under 4 GiB and only a hint
-    otherwise (of the last member, modulo 4 GiB): use it to plan, never to
-    decide what to read. A size below the compressed one is no hint at all.
-    """
-    if not key.endswith(".gz") or size < 18:  # a gzip header and trailer take 18 bytes
-        return None
-    try:
-        tail = store.read_tail(key, 4)
-    except (OSError, ValueError, StorageError):
-        return None
-    raw = int.from_bytes(tail, "little") if len(tail) == 4 else 0
-    return raw if raw >= size else None
 
 
 def _expected_users(keys: list[str], sizes: list[int]) -> int:

@@ -213,8 +213,8 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
     roles = Roles(**spec.roles)
     seg_blocks = min(spec.segment_blocks, share.segment_blocks)
 
-    def mine(block_index: int) -> bool:
-        return share.first <= block_index // seg_blocks and (share.stop is None or block_index // seg_blocks < share.stop)
+    def mine(block_index: int) -> bool:  # the end of the share is where RawBlocks stops reading
+        return block_index // seg_blocks >= share.first
 
     decoder = make_decoder(plan, schema, roles, latest=spec.latest)
 
