@@ -14,15 +14,12 @@ from typing import Any
 
 import pytest
 
+from tests.mesos.conftest import FAST_SETTINGS
 from tests.mesos.fake_master import AgentSpec, FakeMesosMaster
 
 CONN_ID = "sightlines_mesos"
-#: the timings of tests/mesos/conftest.py's fast_config, as connection extras (the fake heartbeats every 0.2 s)
-FAST_EXTRA: dict[str, Any] = {
-    "role": "batch", "user": "sightlines", "heartbeat_tolerance": 8, "connect_timeout": 2, "request_timeout": 5,
-    "reconnect_timeout": 8, "backoff_initial": 0.05, "backoff_max": 0.3, "offer_timeout": 5,
-    "decline_refuse_seconds": 0.2, "reconcile_interval": 0.3, "kill_grace_period": 0.5,
-}
+#: the Mesos client tests' fast timings, as connection extras (the fake heartbeats every 0.2 s)
+FAST_EXTRA: dict[str, Any] = dict(FAST_SETTINGS)
 
 #: a stand-in for ``sightlines step ...`` (argv appended): waits for its gate file (if given) and sleeps, appends
 #: one line to a marker file when it completes, prints a JSON result like the real step, and exits with
@@ -84,6 +81,12 @@ def set_connection(monkeypatch: pytest.MonkeyPatch, master: FakeMesosMaster, con
 
 def wait_state(master: FakeMesosMaster, task_id: str, state: str = "TASK_RUNNING", timeout: float = 20) -> None:
     master.wait_for(lambda: master.task_state(task_id) == state, timeout=timeout, what=f"{task_id} {state}")
+
+
+def release_once_relaunched(master: FakeMesosMaster, task_id: str, gate: Path) -> None:
+    """Open the fake step's ``gate`` once ``task_id`` has been launched a second time (after a fault)."""
+    master.wait_for(lambda: master.launch_count(task_id) == 2, timeout=20, what=f"the relaunch of {task_id}")
+    gate.touch()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from sightlines.mesos import (
     FrameworkError,
+    MesosConfig,
     NoMatchingOfferError,
     TaskFailedError,
     TaskOutcome,
@@ -74,6 +76,16 @@ def assert_every_update_acknowledged(master: FakeMesosMaster) -> None:
 
 def wait_running(master: FakeMesosMaster, task_id: str) -> None:
     master.wait_for(lambda: master.task_state(task_id) == "TASK_RUNNING", what=f"{task_id} RUNNING")
+
+
+async def crashed_try(master: FakeMesosMaster, config: MesosConfig, spec: TaskSpec,
+                      until: Callable[[], bool]) -> None:
+    """A first try of ``spec`` whose worker dies (cancelled: no teardown) once ``until()`` holds."""
+    first = asyncio.create_task(run_task(config, spec))
+    await asyncio.to_thread(master.wait_for, until, 20, "the moment the first try dies")
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
 
 
 class TestNormalRun:
@@ -380,12 +392,8 @@ class TestExactlyOnceAcrossTries:
         spec = appending_task("t-crash", marker, gate=gate)
 
         async def scenario():
-            first = asyncio.create_task(run_task(config, spec))
-            await asyncio.to_thread(wait_running, master, "t-crash")
-            first.cancel()  # the worker dies: no teardown, the framework waits for a failover
-            with pytest.raises(asyncio.CancelledError):
-                await first
-            assert master.framework_ids(completed=False)
+            await crashed_try(master, config, spec, lambda: master.task_state("t-crash") == "TASK_RUNNING")
+            assert master.framework_ids(completed=False)  # the framework waits for a failover
             framework_id = master.launches[0].framework_id
             retry = asyncio.create_task(run_task(config, spec))
             await asyncio.to_thread(master.wait_for,
@@ -404,11 +412,7 @@ class TestExactlyOnceAcrossTries:
         spec = appending_task("t-crash-end", marker, gate=gate)
 
         async def scenario():
-            first = asyncio.create_task(run_task(config, spec))
-            await asyncio.to_thread(wait_running, master, "t-crash-end")
-            first.cancel()  # the worker dies: no teardown, the framework waits for a failover
-            with pytest.raises(asyncio.CancelledError):
-                await first
+            await crashed_try(master, config, spec, lambda: master.task_state("t-crash-end") == "TASK_RUNNING")
             gate.touch()  # the task ends while no scheduler watches: its final update waits at the master
             await asyncio.to_thread(master.wait_for, lambda: master.task_state("t-crash-end") == "TASK_FINISHED", 20,
                                     "the task's end")
@@ -447,11 +451,7 @@ class TestExactlyOnceAcrossTries:
         spec = appending_task("t-nolaunch", marker, cpus=1, mem_mb=2048)
 
         async def scenario():
-            first = asyncio.create_task(run_task(config, spec))
-            await asyncio.to_thread(small_master.wait_for, lambda: len(small_master.calls_of("DECLINE")) > 0)
-            first.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await first
+            await crashed_try(small_master, config, spec, lambda: len(small_master.calls_of("DECLINE")) > 0)
             return await run_task(config, TaskSpec(task_id="t-nolaunch", command=spec.command, mem_mb=512))
 
         outcome = run(scenario())

@@ -27,6 +27,7 @@ from ..mesos_cluster import (
     FAKE_STEP_COMMAND,
     completions,
     fake_step_options,
+    release_once_relaunched,
     set_connection,
     wait_state,
 )
@@ -192,8 +193,7 @@ class TestRuns:
         job = b.submit(spec())
         wait_state(master, job)
         master.lose_task(job)
-        threading.Thread(target=lambda: (master.wait_for(lambda: master.launch_count(job) == 2, 20, "the relaunch"),
-                                         gate.touch()), daemon=True).start()
+        threading.Thread(target=release_once_relaunched, args=(master, job, gate), daemon=True).start()
         assert b.wait(job, poll_interval=0.1) == JobState.SUCCEEDED
         assert master.launch_count(job) == 2 and completions(marker) == [f"extract {job}"]
 

@@ -23,6 +23,7 @@ from ..conftest import TI
 from ..mesos_cluster import (
     completions,
     fake_step_options,
+    release_once_relaunched,
     set_connection,
     wait_state,
 )
@@ -164,8 +165,7 @@ class TestOutcomes:
         job = master.launches[0].task_id
         wait_state(master, job)
         master.lose_task(job)
-        master.wait_for(lambda: master.launch_count(job) == 2, timeout=20, what="the relaunch")
-        gate.touch()
+        release_once_relaunched(master, job, gate)
         thread.join(40)
         assert out and out[0]["state"] == "succeeded", out
         assert master.launch_count(job) == 2 and completions(marker) == [f"extract {job}"]

@@ -19,6 +19,7 @@ from ..mesos_cluster import (
     FakeMaster,
     completions,
     fake_step_options,
+    release_once_relaunched,
     wait_state,
 )
 
@@ -48,8 +49,7 @@ async def lose_once_attached(master: FakeMaster, job: str, gate) -> None:
     framework_id = master.launches[0].framework_id
     await asyncio.to_thread(master.wait_for, lambda: master.resubscribed(framework_id), 20, "the trigger attached")
     await asyncio.to_thread(master.lose_task, job)
-    await asyncio.to_thread(master.wait_for, lambda: master.launch_count(job) == 2, 20, "the relaunch")
-    gate.touch()
+    await asyncio.to_thread(release_once_relaunched, master, job, gate)
 
 
 async def first_event(trigger: MesosTaskTrigger) -> TriggerEvent:
