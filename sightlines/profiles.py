@@ -147,7 +147,8 @@ class RawBlocks:
     16 MB object per block. A consumer that knows how many lines the block
     had (the compiled decoder does) may set :attr:`n_lines`, which saves
     counting them again. ``select`` says which blocks to yield (the others
-    are only read past); reading ends before block ``stop``.
+    are only read past, and handed to ``passed`` if given, which returns
+    their number of lines or None); reading ends before block ``stop``.
 
     Examples
     --------
@@ -159,8 +160,10 @@ class RawBlocks:
     """
 
     def __init__(self, store: ClientStore, key: str, *, block_bytes: int = 4 << 20,
-                 select: Callable[[int], bool] | None = None, stop: int | None = None):
+                 select: Callable[[int], bool] | None = None, stop: int | None = None,
+                 passed: Callable[[memoryview], int | None] | None = None):
         self.store, self.key, self.block_bytes, self.select, self.stop = store, key, block_bytes, select, stop
+        self.passed = passed
         self.n_lines: int | None = None
 
     def __iter__(self) -> Iterator[tuple[int, int, memoryview]]:
@@ -189,7 +192,11 @@ class RawBlocks:
                     yield index, lineno, memoryview(buf)[:cut]
                     lineno += self.n_lines if self.n_lines is not None else buf.count(b"\n", 0, cut)
                 elif cut:
-                    lineno += buf.count(b"\n", 0, cut)
+                    n = None
+                    if self.passed is not None:
+                        with memoryview(buf) as mv:
+                            n = self.passed(mv[:cut])
+                    lineno += n if n is not None else buf.count(b"\n", 0, cut)
                 buf[:end - cut] = buf[cut:end]
                 have = end - cut
                 index += 1

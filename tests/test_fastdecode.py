@@ -355,3 +355,63 @@ def test_the_scanner_hashes_ids_as_hash_ids_does(generated):
     odd = ["u-1", "1234", "é-1", "\udc80x", "x" * 300, "a" * 8, "a" * 16]
     assert len(set(hash_ids(odd).tolist())) == len(odd)
     assert hash_ids(["u-1"]).tolist() == hash_ids(["u-1"]).tolist() != hash_ids(["u-2"]).tolist()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_leading_ids_are_the_ids_the_decoder_reads(generated, seed):
+    # a share that starts mid-file marks the ids of the lines it reads past by the hash of their leading id:
+    # a hash it gives must be the one the decoder gives the line (a line that repeats its id key aside)
+    from sightlines._fastdecode import hash_ids
+    from sightlines._native import scanner as native
+    from sightlines.profiles import decode_block
+
+    _, store, schema, plan = generated
+    rng = random.Random(seed)
+    good = [x for key in raw_files(store, DATE) for _, _, lines in iter_line_blocks(store, key) for x in lines]
+    lines = [_mangle(line, rng) if rng.random() < 0.5 else line for line in rng.sample(good, 800)]
+    lines += [b'\xef\xbb\xbf{"id":"bom"}', b' { "id" : 42 , "x": 1}', b'{"id":-0}', b'{"id":07}', b'{"id":0}',
+              b'{"id":"a\\u0041"}', b'{"id":" pad"}', b'{"x":1,"id":"later"}', b'{"id":"u-9" "x"}', b"", b"[1]"]
+    buf = b"\n".join(lines)
+    n, hashes = native.leading_ids(buf, b"id")
+    assert n == buf.count(b"\n")
+    found = 0
+    for line in lines:
+        _, h = native.leading_ids(line, b"id")
+        if not h:
+            continue
+        found += 1
+        block = decode_block([line], 1, "f", plan, None)
+        if line.count(b'"id"') > 1 or not block.ids:  # the id key twice, or a line the decoder keeps aside
+            continue
+        assert np.frombuffer(h, np.uint64).tolist() == hash_ids(block.ids).tolist(), line[:200]
+    assert len(hashes) == 8 * found and found > 300
+    got = set(np.frombuffer(hashes, np.uint64).tolist())
+    assert set(hash_ids(["bom", "42", "0"]).tolist()) <= got
+    assert not set(hash_ids(["later", "-0", "aA", "pad", " pad"]).tolist()) & got  # passed over: never a wrong id
+
+
+def test_strip_lists_keeps_the_keys_new_keys_reads(generated):
+    # the new-keys check parses its sample without the lists' contents: the same keys come out
+    from sightlines._native import scanner as native
+    from sightlines.schema import new_keys
+
+    _, store, schema, _ = generated
+    assert native.strip_lists(b'{"a":[1,[2,"]"],{"b":[3]}],"c":{"d":["x\\"]"]},"e":"[q]"}') == \
+        b'{"a":[],"c":{"d":[]},"e":"[q]"}'
+    for cut in (b'{"a":[1,2', b'{"a":"ab', b'{"a":"\\'):  # ends inside a list or a string: returned as it is
+        assert native.strip_lists(cut) == cut
+    lines = [x for key in raw_files(store, DATE) for _, _, lines in iter_line_blocks(store, key) for x in lines]
+    full, shapes = [], []
+    for line in lines:
+        try:
+            user = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if type(user) is dict:
+            full.append(user)
+            shapes.append(orjson.loads(native.strip_lists(line)))
+    assert len(full) > 2500
+    changed = [dict(u, brandnew={"k": 1}) if i % 10 == 0 else u for i, u in enumerate(full)]
+    changed_shapes = [dict(u, brandnew={"k": 1}) if i % 10 == 0 else u for i, u in enumerate(shapes)]
+    assert new_keys(schema, changed) == new_keys(schema, changed_shapes) == ["brandnew.k"]
+    assert new_keys(schema, full) == new_keys(schema, shapes)

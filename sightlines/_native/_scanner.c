@@ -1353,9 +1353,142 @@ done:
     return out;
 }
 
+/* ------------------------------------------------------------------ */
+/* ids read past: a process sharing a file inflates the lines before its own anyway */
+
+PyDoc_STRVAR(leading_ids_doc,
+"leading_ids(buffer, key) -> (n_newlines, hashes)\n\n"
+"For each line of ``buffer`` whose object starts with the member ``key`` (a byte string, no escapes)\n"
+"holding a plain id (a string of 1 to 256 printable ASCII characters without escapes or edge\n"
+"whitespace, or an integer of up to 18 digits), the hash of that id as ``scan`` computes it\n"
+"(uint64). Other lines are passed over: the result is a subset of the ids ``scan`` would decode\n"
+"(and, for a line that repeats its id key, possibly the first of them rather than the last).\n"
+"``n_newlines`` is the number of newline bytes in ``buffer``.");
+
+static PyObject *leading_ids(PyObject *self, PyObject *args) {
+    Py_buffer buf;
+    const char *key;
+    Py_ssize_t keylen;
+    if (!PyArg_ParseTuple(args, "y*y#", &buf, &key, &keylen)) return NULL;
+    const unsigned char *p = buf.buf, *end = p + buf.len;
+    LVec hashes = {0};
+    Py_ssize_t newlines = 0;
+    PyObject *result = NULL;
+    while (p < end) {
+        const unsigned char *nl = memchr(p, '\n', end - p);
+        const unsigned char *lend = nl ? nl : end;
+        const unsigned char *q = p;
+        if (lend - q >= 3 && q[0] == 0xEF && q[1] == 0xBB && q[2] == 0xBF) q += 3;
+        while (q < lend && WS(*q)) q++;
+        if (q < lend && *q == '{') {
+            q++;
+            while (q < lend && WS(*q)) q++;
+            if (lend - q > keylen + 2 && q[0] == '"' && memcmp(q + 1, key, keylen) == 0 && q[keylen + 1] == '"') {
+                q += keylen + 2;
+                while (q < lend && WS(*q)) q++;
+                const unsigned char *v = NULL, *vend = NULL;
+                if (q < lend && *q == ':') {
+                    q++;
+                    while (q < lend && WS(*q)) q++;
+                    if (q < lend && *q == '"') {
+                        const unsigned char *a = ++q;
+                        while (q < lend && *q > 0x1f && *q < 0x80 && *q != '"' && *q != '\\') q++;
+                        if (q < lend && *q == '"' && q > a && q - a <= MAX_ID && a[0] > 0x20 && q[-1] > 0x20) {
+                            v = a;
+                            vend = q++;
+                        }
+                    } else if (q < lend && (*q == '-' || (*q >= '0' && *q <= '9'))) {
+                        const unsigned char *a = q;
+                        if (*q == '-') q++;
+                        const unsigned char *d = q;
+                        while (q < lend && *q >= '0' && *q <= '9') q++;
+                        Py_ssize_t nd = q - d;
+                        /* an integer as JSON spells it: no leading zero, not -0 */
+                        if (nd >= 1 && nd <= 18 && !(d[0] == '0' && (nd > 1 || a != d))) {
+                            v = a;
+                            vend = q;
+                        }
+                    }
+                }
+                if (v) {
+                    while (q < lend && WS(*q)) q++;
+                    if (q < lend && (*q == ',' || *q == '}') &&
+                        lvec_push(&hashes, (int64_t)id_hash(v, vend - v)) < 0) {
+                        PyErr_NoMemory();
+                        goto done;
+                    }
+                }
+            }
+        }
+        if (!nl) break;
+        newlines++;
+        p = nl + 1;
+    }
+    result = Py_BuildValue("(nN)", newlines,
+                           PyBytes_FromStringAndSize((const char *)hashes.p, hashes.n * (Py_ssize_t)sizeof(int64_t)));
+done:
+    PyMem_Free(hashes.p);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
+/* ------------------------------------------------------------------ */
+/* the shape of a profile: its objects without the contents of its lists */
+
+PyDoc_STRVAR(strip_lists_doc,
+"strip_lists(line) -> bytes\n\n"
+"The JSON text ``line`` with the contents of every list left out (``[...]`` becomes ``[]``), for\n"
+"reading the keys of a profile's objects without building its events. Strings are copied as they\n"
+"are. A line that ends inside a list or a string is returned unchanged (the JSON parser then says\n"
+"what is wrong with it); the contents of a list are not checked.");
+
+static PyObject *strip_lists(PyObject *self, PyObject *arg) {
+    Py_buffer buf;
+    if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *p = buf.buf, *end = p + buf.len;
+    PyObject *result = NULL;
+    unsigned char *out = PyMem_Malloc(buf.len ? buf.len : 1);
+    if (!out) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t n = 0;
+    int depth = 0; /* of lists, while skipping one */
+    while (p < end) {
+        unsigned char c = *p++;
+        if (c == '"') { /* a string, copied unless inside a skipped list */
+            const unsigned char *a = p - 1;
+            while (p < end && *p != '"') p += (*p == '\\') ? 2 : 1;
+            if (p >= end) goto unchanged;
+            p++;
+            if (!depth) {
+                memcpy(out + n, a, p - a);
+                n += p - a;
+            }
+        } else if (c == '[') {
+            if (!depth++) out[n++] = '[';
+        } else if (c == ']' && depth) {
+            if (!--depth) out[n++] = ']';
+        } else if (!depth) {
+            out[n++] = c;
+        }
+    }
+    if (depth) goto unchanged;
+    result = PyBytes_FromStringAndSize((const char *)out, n);
+    goto done;
+unchanged:
+    result = PyBytes_FromStringAndSize(buf.buf, buf.len);
+done:
+    PyMem_Free(out);
+    PyBuffer_Release(&buf);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"mark_seen", (PyCFunction)mark_seen, METH_VARARGS, mark_seen_doc},
     {"hash_ids", (PyCFunction)hash_ids, METH_O, hash_ids_doc},
+    {"leading_ids", (PyCFunction)leading_ids, METH_VARARGS, leading_ids_doc},
+    {"strip_lists", (PyCFunction)strip_lists, METH_O, strip_lists_doc},
     {NULL, NULL, 0, NULL},
 };
 

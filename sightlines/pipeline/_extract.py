@@ -17,6 +17,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .._native import scanner as _native
 from .._resources import cpu_budget
 from .._timeparse import end_of_day
 from ..config import ClientConfig
@@ -239,13 +240,20 @@ def _extract_share(job: _ShareJob) -> list[SegmentResult]:
     return out
 
 
-def _sample_users(store: ClientStore, keys: list[str], limit: int, id_path: str = "id") -> list[dict[str, Any]]:
-    """The first good-looking users of the snapshot (objects with a usable, unseen id), spread over its files."""
+def _sample_users(store: ClientStore, keys: list[str], limit: int, id_path: str = "id", *,
+                  shapes: bool = False) -> list[dict[str, Any]]:
+    """The first good-looking users of the snapshot (objects with a usable, unseen id), spread over its files.
+
+    ``shapes``: the users' lists may come back empty (where the compiled
+    module is built, they are left out before parsing: enough to see which
+    keys the users' objects have, at a fraction of the cost).
+    """
     with collector_paused():
-        return _first_users(store, keys, limit, id_path)
+        return _first_users(store, keys, limit, id_path, shapes and _native is not None)
 
 
-def _first_users(store: ClientStore, keys: list[str], limit: int, id_path: str) -> list[dict[str, Any]]:
+def _first_users(store: ClientStore, keys: list[str], limit: int, id_path: str,
+                 shapes: bool = False) -> list[dict[str, Any]]:
     per_file = max(1, -(-limit // max(1, len(keys))))
     users: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -256,6 +264,8 @@ def _first_users(store: ClientStore, keys: list[str], limit: int, id_path: str) 
             for line in lines:
                 if line[:3] == b"\xef\xbb\xbf":
                     line = line[3:]
+                if shapes:
+                    line = _native.strip_lists(line)
                 try:
                     obj = orjson.loads(line)
                 except orjson.JSONDecodeError:
@@ -380,7 +390,9 @@ def _finish_job(job: _PartJob | _LinesJob | _NewKeysJob) -> Any:
         return _read_lines(job.spec.store(), job.key, job.lines)
     schema = job.spec.parsed_schema()
     assert schema is not None
-    return new_keys(schema, _sample_users(job.spec.store(), list(job.keys), _NEW_KEYS_SAMPLE, job.id_path))
+    # new_keys reads the keys of the users' objects, not their lists
+    return new_keys(schema, _sample_users(job.spec.store(), list(job.keys), _NEW_KEYS_SAMPLE, job.id_path,
+                                          shapes=True))
 
 
 def _finish_part(job: _PartJob) -> str:

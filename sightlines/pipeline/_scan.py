@@ -233,8 +233,21 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
         texts.clear()
         return current, block, chunk
 
+    # a share that starts past the file's first segment inflates the lines before it anyway: their ids (those
+    # that lead their line, read without decoding it) tell which of the share's own lines repeat an earlier one
+    # even before the process that decodes those lines has marked them in ``seen``
+    before: list[bytes] = []
+    id_key = roles.id.encode()
+    passed = None
+    if seen is not None and share.first > 0 and _native is not None and "." not in roles.id:
+        def passed(view: memoryview) -> int:
+            n, h = _native.leading_ids(view, id_key)
+            before.append(h)
+            return n
+    earlier: np.ndarray | None = None
+
     blocks = RawBlocks(store, share.key, block_bytes=spec.block_bytes, select=mine,
-                       stop=None if share.stop is None else share.stop * seg_blocks)
+                       stop=None if share.stop is None else share.stop * seg_blocks, passed=passed)
     for index, first, buf in blocks:
         segment = index // seg_blocks
         if segment != current:
@@ -244,7 +257,14 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
         h, lines, raw = seg.add(buf, first)
         hashes.append(h)
         if seen is not None and len(h):
-            for i in np.flatnonzero(seen.mark(h)).tolist():
+            maybe = seen.mark(h)
+            if before:
+                earlier = np.unique(np.frombuffer(b"".join(before), dtype=np.uint64))
+                before.clear()
+            if earlier is not None and len(earlier):
+                at = np.minimum(np.searchsorted(earlier, h), len(earlier) - 1)
+                maybe = maybe | (earlier[at] == h)
+            for i in np.flatnonzero(maybe).tolist():
                 texts[int(lines[i])] = line_text(raw(i))
         blocks.n_lines = seg.n_lines
     if len(seg):
