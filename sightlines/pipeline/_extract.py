@@ -9,6 +9,7 @@ import os
 import tempfile
 import time
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ from ._scan import (
     iter_segments,
     map_jobs,
     plan_shares,
+    worker_pool,
 )
 
 log = logging.getLogger(__name__)
@@ -382,17 +384,22 @@ class _NewKeysJob:
     id_path: str
 
 
-def _finish_job(job: _PartJob | _LinesJob | _NewKeysJob) -> Any:
-    """Worker for the work left once every segment is scanned (parts, duplicate lines, the key check)."""
-    if isinstance(job, _PartJob):
-        return _finish_part(job)
-    if isinstance(job, _LinesJob):
-        return _read_lines(job.spec.store(), job.key, job.lines)
+def _scan_job(job: _ShareJob | _NewKeysJob) -> Any:
+    """Worker for the scan: a share of the snapshot, or the key check."""
+    if isinstance(job, _ShareJob):
+        return _extract_share(job)
     schema = job.spec.parsed_schema()
     assert schema is not None
     # new_keys reads the keys of the users' objects, not their lists
     return new_keys(schema, _sample_users(job.spec.store(), list(job.keys), _NEW_KEYS_SAMPLE, job.id_path,
                                           shapes=True))
+
+
+def _finish_job(job: _PartJob | _LinesJob) -> Any:
+    """Worker for the work left once every segment is scanned (parts, duplicate lines)."""
+    if isinstance(job, _PartJob):
+        return _finish_part(job)
+    return _read_lines(job.spec.store(), job.key, job.lines)
 
 
 def _finish_part(job: _PartJob) -> str:
@@ -515,7 +522,7 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         mark = now
 
     phase("setup")
-    with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir:
+    with tempfile.TemporaryDirectory(prefix=".extract-", dir=tmp_parent) as out_dir, ExitStack() as processes:
         sizes = [store.size(k) for k in keys]
         raw_sizes = [gzip_size(store, k, sz) for k, sz in zip(keys, sizes)] if len(keys) < workers else None
         shares = plan_shares(keys, workers, sizes, raw_sizes=raw_sizes, block_bytes=spec.block_bytes,
@@ -528,15 +535,21 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
                           time_scalars=time_scalars) for sh in shares]
         log.info("extract %s %s: %d file(s) in %d share(s), %d worker(s), schema v%d", client, date, len(keys),
                  len(shares), min(workers, len(shares)), schema.version)
-        results = sorted((r for rs in map_jobs(_extract_share, jobs, workers, label=f"extract {client} {date}")
-                          for r in rs), key=lambda r: (r.file_index, r.segment))
+        # the same processes scan, then write the parts
+        pool = processes.enter_context(worker_pool(min(workers, len(shares) + 1)))
+        # the sample of users that tells about new keys is a job of the scan too: the process done with its share
+        # first takes it (shares end a little apart)
+        scanned = map_jobs(_scan_job, [*jobs, _NewKeysJob(spec=spec, keys=tuple(keys), id_path=config.roles.id)],
+                           workers, label=f"extract {client} {date}", pool=pool)
+        new: list[str] = scanned.pop()
+        results = sorted((r for rs in scanned for r in rs), key=lambda r: (r.file_index, r.segment))
         phase("scan")
 
         # an id repeated in a later line, segment or file is a bad record too (the first occurrence stays)
         repeats = _mark_duplicates(results, find_duplicates(results))
         phase("repeats")
-        # then, in parallel: the parquet parts (without the repeats), the text of the repeated lines that the scan
-        # did not keep (read back from the snapshot; rare) and the sample of users that tells about new keys
+        # then, in parallel: the parquet parts (without the repeats) and the text of the repeated lines that the scan
+        # did not keep (read back from the snapshot; rare)
         wanted: dict[int, list[int]] = {}
         for (fi, line), (_, text) in repeats.items():
             if text is None:
@@ -546,12 +559,12 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         part_jobs = sorted((_PartJob(staged=r.staged, part=os.path.join(out_dir, f"{r.label}.parquet"),
                                      drop=tuple(r.dropped)) for r in results if r.staged),
                            key=lambda j: -os.path.getsize(j.staged))  # the longest first
-        done = map_jobs(_finish_job, [*line_jobs, _NewKeysJob(spec=spec, keys=tuple(keys), id_path=config.roles.id),
-                                      *part_jobs], workers, label=f"extract {client} {date} parts")
+        done = map_jobs(_finish_job, [*line_jobs, *part_jobs], workers, label=f"extract {client} {date} parts",
+                        pool=pool)
+        processes.close()
         phase("parts")
         texts: dict[int, dict[int, str]] = {fi: got for fi, got in zip(sorted(wanted), done)}
-        new: list[str] = done[len(line_jobs)]
-        part_sha = {job.part: digest for job, digest in zip(part_jobs, done[len(line_jobs) + 1:])}
+        part_sha = {job.part: digest for job, digest in zip(part_jobs, done[len(line_jobs):])}
         for r in results:
             if r.staged:
                 r.part, r.staged = os.path.join(out_dir, f"{r.label}.parquet"), None

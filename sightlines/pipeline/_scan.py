@@ -25,7 +25,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -275,26 +275,39 @@ def _init_worker(env: dict[str, str]) -> None:
     os.environ.update(env)
 
 
-def map_jobs(fn: Callable[[T], R], jobs: list[T], workers: int, *, label: str = "scan") -> list[R]:
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor | None]:
+    """Up to ``workers`` worker processes for several rounds of :func:`map_jobs` (None: run in-process)."""
+    if workers <= 1:
+        yield None
+        return
+    # fork is cheap and safe while this process has no other threads; otherwise spawn fresh interpreters
+    method = "fork" if threading.active_count() == 1 and hasattr(os, "fork") else "spawn"
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context(method),
+                             initializer=_init_worker, initargs=(worker_env(1),)) as pool:
+        yield pool
+
+
+def map_jobs(fn: Callable[[T], R], jobs: list[T], workers: int, *, label: str = "scan",
+             pool: Executor | None = None) -> list[R]:
     """Run ``fn`` over ``jobs`` in up to ``workers`` processes (results in job order); in-process when 1.
 
-    The cyclic garbage collector is paused while a job runs: decoded profiles
-    are acyclic, and the collector's repeated scans of millions of young
-    objects would otherwise cost more than the parsing itself.
+    ``pool`` (from :func:`worker_pool`) saves starting processes again for
+    each round. The cyclic garbage collector is paused while a job runs:
+    decoded profiles are acyclic, and the collector's repeated scans of
+    millions of young objects would otherwise cost more than the parsing itself.
     """
     workers = max(1, min(workers, len(jobs)))
     if workers == 1:
         return [_run_without_gc(fn, job) for job in jobs]
-    # fork is cheap and safe while this process has no other threads; otherwise spawn fresh interpreters
-    method = "fork" if threading.active_count() == 1 and hasattr(os, "fork") else "spawn"
-    ctx = multiprocessing.get_context(method)
+    if pool is None:
+        with worker_pool(workers) as own:
+            return map_jobs(fn, jobs, workers, label=label, pool=own)
     results: dict[int, R] = {}
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(worker_env(1),)) as pool:
-        futures = {pool.submit(_run_without_gc, fn, job): i for i, job in enumerate(jobs)}
-        for done, fut in enumerate(as_completed(futures), 1):
-            results[futures[fut]] = fut.result()
-            log.info("%s: %d/%d share(s) done", label, done, len(jobs))
+    futures = {pool.submit(_run_without_gc, fn, job): i for i, job in enumerate(jobs)}
+    for done, fut in enumerate(as_completed(futures), 1):
+        results[futures[fut]] = fut.result()
+        log.info("%s: %d/%d job(s) done", label, done, len(jobs))
     return [results[i] for i in range(len(jobs))]
 
 
