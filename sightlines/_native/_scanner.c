@@ -1359,7 +1359,7 @@ done:
 PyDoc_STRVAR(leading_ids_doc,
 "leading_ids(buffer, key) -> (n_newlines, hashes)\n\n"
 "For each line of ``buffer`` whose object starts with the member ``key`` (a byte string, no escapes)\n"
-"holding a plain id (a string of 1 to 256 printable ASCII characters without escapes or edge\n"
+"holding a plain id (a string of 1 to 256 ASCII characters without control characters, escapes or edge\n"
 "whitespace, or an integer of up to 18 digits), the hash of that id as ``scan`` computes it\n"
 "(uint64). Other lines are passed over: the result is a subset of the ids ``scan`` would decode\n"
 "(and, for a line that repeats its id key, possibly the first of them rather than the last).\n"
@@ -1452,13 +1452,15 @@ static PyObject *strip_lists(PyObject *self, PyObject *arg) {
         PyErr_NoMemory();
         goto done;
     }
-    Py_ssize_t n = 0;
-    int depth = 0; /* of lists, while skipping one */
+    Py_ssize_t n = 0, depth = 0; /* depth: of lists, while skipping one */
     while (p < end) {
         unsigned char c = *p++;
         if (c == '"') { /* a string, copied unless inside a skipped list */
             const unsigned char *a = p - 1;
-            while (p < end && *p != '"') p += (*p == '\\') ? 2 : 1;
+            while (p < end && *p != '"') {
+                if (*p == '\\' && end - p < 2) goto unchanged; /* a last escape: never step past the end */
+                p += (*p == '\\') ? 2 : 1;
+            }
             if (p >= end) goto unchanged;
             p++;
             if (!depth) {

@@ -34,6 +34,7 @@ from ._scan import (
     SeenFilter,
     Share,
     collector_paused,
+    in_sorted,
     iter_segments,
     map_jobs,
     plan_shares,
@@ -248,7 +249,9 @@ def _sample_users(store: ClientStore, keys: list[str], limit: int, id_path: str 
 
     ``shapes``: the users' lists may come back empty (where the compiled
     module is built, they are left out before parsing: enough to see which
-    keys the users' objects have, at a fraction of the cost).
+    keys the users' objects have, at a fraction of the cost). A line whose
+    only fault is inside a list then counts as a user: fine for the new-keys
+    report (a key needs 2% of the sample), not for learning a schema.
     """
     with collector_paused():
         return _first_users(store, keys, limit, id_path, shapes and _native is not None)
@@ -277,7 +280,7 @@ def _first_users(store: ClientStore, keys: list[str], limit: int, id_path: str,
                     for k in id_keys:
                         uid = uid.get(k) if isinstance(uid, dict) else None
                     uid = usable_id(uid)
-                    if uid is None or uid in seen:  # bad records must not shape the schema
+                    if uid is None or uid in seen:  # bad records must not shape the schema (see ``shapes``)
                         continue
                     seen.add(uid)
                     users.append(obj)
@@ -328,8 +331,7 @@ def find_duplicates(results: list[SegmentResult]) -> dict[int, list[tuple[int, i
     low = np.zeros(1 << 20, dtype=bool)
     low[(repeated & np.uint64((1 << 20) - 1)).astype(np.intp)] = True
     maybe = np.flatnonzero(low[(h & np.uint64((1 << 20) - 1)).astype(np.intp)])
-    at = np.minimum(np.searchsorted(repeated, h[maybe]), len(repeated) - 1)
-    cand = maybe[repeated[at] == h[maybe]]  # ascending position = file, segment, row
+    cand = maybe[in_sorted(h[maybe], repeated)]  # ascending position = file, segment, row
     starts = np.cumsum([0] + [len(r.hashes) for r in results])
     cand_res = np.searchsorted(starts, cand, side="right") - 1
     cand_rows = cand - starts[cand_res]
@@ -534,9 +536,9 @@ def extract(client: str, date: dt.date | str, storage: Storage, *, config: Clien
         jobs = [_ShareJob(spec=spec, share=sh, out_dir=out_dir, as_of=as_of, event_names=event_names, seen=seen,
                           time_scalars=time_scalars) for sh in shares]
         log.info("extract %s %s: %d file(s) in %d share(s), %d worker(s), schema v%d", client, date, len(keys),
-                 len(shares), min(workers, len(shares)), schema.version)
-        # the same processes scan, then write the parts
-        pool = processes.enter_context(worker_pool(min(workers, len(shares) + 1)))
+                 len(shares), workers, schema.version)
+        # the same processes scan, then write the parts (there may be more parts than shares: all the workers)
+        pool = processes.enter_context(worker_pool(workers))
         # the sample of users that tells about new keys is a job of the scan too: the process done with its share
         # first takes it (shares end a little apart)
         scanned = map_jobs(_scan_job, [*jobs, _NewKeysJob(spec=spec, keys=tuple(keys), id_path=config.roles.id)],

@@ -237,17 +237,12 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
     # that lead their line, read without decoding it) tell which of the share's own lines repeat an earlier one
     # even before the process that decodes those lines has marked them in ``seen``
     before: list[bytes] = []
-    id_key = roles.id.encode()
-    passed = None
-    if seen is not None and share.first > 0 and _native is not None and "." not in roles.id:
-        def passed(view: memoryview) -> int:
-            n, h = _native.leading_ids(view, id_key)
-            before.append(h)
-            return n
     earlier: np.ndarray | None = None
+    hash_passed = seen is not None and share.first > 0 and _native is not None and "." not in roles.id
 
     blocks = RawBlocks(store, share.key, block_bytes=spec.block_bytes, select=mine,
-                       stop=None if share.stop is None else share.stop * seg_blocks, passed=passed)
+                       stop=None if share.stop is None else share.stop * seg_blocks,
+                       passed=_leading_ids_into(before, roles.id) if hash_passed else None)
     for index, first, buf in blocks:
         segment = index // seg_blocks
         if segment != current:
@@ -261,14 +256,34 @@ def iter_segments(spec: ScanSpec, store: ClientStore, share: Share, *, plan: Pla
             if before:
                 earlier = np.unique(np.frombuffer(b"".join(before), dtype=np.uint64))
                 before.clear()
-            if earlier is not None and len(earlier):
-                at = np.minimum(np.searchsorted(earlier, h), len(earlier) - 1)
-                maybe = maybe | (earlier[at] == h)
+            if earlier is not None:
+                maybe = maybe | in_sorted(h, earlier)
             for i in np.flatnonzero(maybe).tolist():
                 texts[int(lines[i])] = line_text(raw(i))
         blocks.n_lines = seg.n_lines
     if len(seg):
         yield finish()
+
+
+def _leading_ids_into(out: list[bytes], id_key: str) -> Callable[[memoryview], int]:
+    """A ``RawBlocks`` ``passed`` callback: appends the hashes of the ids leading the lines of each block to ``out``."""
+    key = id_key.encode()
+    assert _native is not None
+
+    def passed(view: memoryview) -> int:
+        n, hashes = _native.leading_ids(view, key)
+        out.append(hashes)
+        return n
+
+    return passed
+
+
+def in_sorted(values: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    """Where ``values`` are in ``sorted_values`` (ascending): a boolean mask, by binary search."""
+    if not len(sorted_values):
+        return np.zeros(len(values), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[at] == values
 
 
 def _init_worker(env: dict[str, str]) -> None:
