@@ -19,6 +19,7 @@ Examples
 
 from __future__ import annotations
 
+import io
 import logging
 import zlib
 from collections.abc import Callable, Iterator
@@ -81,13 +82,50 @@ def raw_files(store: ClientStore, date: str) -> list[str]:
 
 
 def open_snapshot_file(store: ClientStore, key: str) -> IO[bytes]:
-    """A snapshot file opened for reading its decompressed bytes (gzip through isal; plain files as they are)."""
+    """A snapshot file opened for reading its decompressed bytes (gzip through isal; plain files as they are).
+
+    ``readinto`` may fill less than the buffer it is given (a raw stream):
+    loop until it returns 0 for whole blocks.
+    """
     raw = store.open(key)
     if key.endswith(".gz"):
-        from isal import igzip
-
-        return igzip.IGzipFile(fileobj=raw, mode="rb")
+        return _inflated(raw)
     return raw
+
+
+class _Inflated(io.RawIOBase):
+    """A gzip stream decompressed by isal's reader, straight into the buffers ``readinto`` is given.
+
+    isal's ``IGzipFile`` inherits ``readinto`` from ``BufferedIOBase``: it
+    reads a new bytes object and copies it, which made decompressing a
+    snapshot a quarter slower (0.29 s instead of 0.22 s for 167 MB).
+    """
+
+    def __init__(self, raw: IO[bytes], reader: Any):
+        self._raw, self._reader = raw, reader
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self._reader.readinto(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._reader.close()
+            finally:
+                self._raw.close()
+        super().close()
+
+
+def _inflated(raw: IO[bytes]) -> IO[bytes]:
+    from isal import igzip, isal_zlib
+
+    reader = getattr(isal_zlib, "_GzipReader", None)  # what IGzipFile reads through (not public: checked)
+    if reader is None:
+        return igzip.IGzipFile(fileobj=raw, mode="rb")
+    return _Inflated(raw, reader(raw, 1 << 19))
 
 
 def gzip_size(store: ClientStore, key: str, size: int) -> int | None:
@@ -128,6 +166,18 @@ def iter_line_blocks(store: ClientStore, key: str, *, block_bytes: int = 4 << 20
             yield index, lineno, lines[: max_lines - lineno + 1]
             return
         yield index, lineno, lines
+
+
+def _fill(f: IO[bytes], buf: bytearray, start: int, size: int) -> int:
+    """Read ``size`` bytes of ``f`` into ``buf[start:]`` (fewer only at the end of the stream)."""
+    got = 0
+    with memoryview(buf) as mv:
+        while got < size:
+            n = f.readinto(mv[start + got:start + size])
+            if not n:
+                break
+            got += n
+    return got
 
 
 def _damaged(store: ClientStore, key: str, exc: BaseException, lineno: int) -> DataQualityError:
@@ -179,8 +229,7 @@ class RawBlocks:
                     bigger[:have] = buf[:have]
                     buf = bigger
                 try:
-                    with memoryview(buf) as mv:
-                        got = f.readinto(mv[have:have + block])
+                    got = _fill(f, buf, have, block)
                 except (EOFError, OSError, zlib.error) as exc:  # truncated or not gzip at all
                     raise _damaged(self.store, self.key, exc, lineno) from None
                 if not got:

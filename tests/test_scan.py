@@ -78,3 +78,55 @@ def test_a_size_hint_below_the_compressed_size_is_none():
     store.write_bytes("tiny.ndjson.gz", b"ab")
     assert gzip_size(store, "x.ndjson.gz", store.size("x.ndjson.gz")) is None
     assert gzip_size(store, "tiny.ndjson.gz", 2) is None and gzip_size(store, "gone.ndjson.gz", 100) is None
+
+
+@pytest.mark.parametrize("case", ["members", "empty member", "trailing zeros", "not gzip", "trailing garbage"])
+def test_the_snapshot_reader_reads_what_gzip_reads_in_whole_blocks(case):
+    # the reader decompresses straight into RawBlocks' buffer; blocks are whole (16 MB by default) whatever
+    # the reader hands back per call, and a damaged file fails as it does with the gzip module
+    from sightlines.errors import DataQualityError
+
+    text = b"".join(b'{"id": "u-%d"}\n' % i for i in range(5000))
+    data = {
+        "members": gzip.compress(text[:30000], mtime=0) + gzip.compress(text[30000:], mtime=0),
+        "empty member": gzip.compress(b"", mtime=0) + gzip.compress(text, mtime=0),
+        "trailing zeros": gzip.compress(text, mtime=0) + b"\0" * 64,
+        "not gzip": text,
+        "trailing garbage": gzip.compress(text, mtime=0) + b"garbage",
+    }[case]
+    store = Storage(f"memory://reader-{case.replace(' ', '-')}").client("acme")
+    store.write_bytes("a.ndjson.gz", data)
+    try:
+        expected = gzip.decompress(data)
+    except (OSError, EOFError):
+        with pytest.raises(DataQualityError, match="the file is damaged"):
+            list(RawBlocks(store, "a.ndjson.gz", block_bytes=4096))
+        return
+    blocks = [bytes(v) for _, _, v in RawBlocks(store, "a.ndjson.gz", block_bytes=4096)]
+    assert b"".join(blocks) == expected
+    # each block is the 4096 bytes read (and the partial line carried over) cut at its last newline
+    assert all(4096 - 40 < len(b) <= 4096 + 40 for b in blocks[:-1])
+
+
+def test_blocks_are_whole_when_the_stream_hands_back_less_per_call():
+    import io
+
+    from sightlines.profiles import _fill
+
+    class Trickle(io.RawIOBase):  # a raw stream (S3, a decompressor) may return less than asked
+        def __init__(self, data: bytes):
+            self.data, self.pos = data, 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:
+            n = min(len(b), 1000, len(self.data) - self.pos)
+            b[:n] = self.data[self.pos:self.pos + n]
+            self.pos += n
+            return n
+
+    buf = bytearray(20000)
+    f = Trickle(bytes(range(256)) * 30)
+    assert _fill(f, buf, 100, 5000) == 5000 and bytes(buf[100:5100]) == (bytes(range(256)) * 30)[:5000]
+    assert _fill(f, buf, 0, 5000) == 2680 and _fill(f, buf, 0, 5000) == 0  # the rest, then the end
