@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing
+import zlib
 
 import numpy as np
 import pytest
@@ -80,9 +81,10 @@ def test_a_size_hint_below_the_compressed_size_is_none():
     assert gzip_size(store, "tiny.ndjson.gz", 2) is None and gzip_size(store, "gone.ndjson.gz", 100) is None
 
 
-@pytest.mark.parametrize("case", ["members", "empty member", "trailing zeros", "not gzip", "trailing garbage"])
+@pytest.mark.parametrize("case", ["members", "empty member", "trailing zeros", "not gzip", "trailing garbage",
+                                  "corrupt", "truncated"])
 def test_the_snapshot_reader_reads_what_gzip_reads_in_whole_blocks(case):
-    # the reader decompresses straight into RawBlocks' buffer; blocks are whole (16 MB by default) whatever
+    # the reader decompresses straight into RawBlocks' buffer; blocks are whole (``block_bytes``) whatever
     # the reader hands back per call, and a damaged file fails as it does with the gzip module
     from sightlines.errors import DataQualityError
 
@@ -93,12 +95,14 @@ def test_the_snapshot_reader_reads_what_gzip_reads_in_whole_blocks(case):
         "trailing zeros": gzip.compress(text, mtime=0) + b"\0" * 64,
         "not gzip": text,
         "trailing garbage": gzip.compress(text, mtime=0) + b"garbage",
+        "corrupt": (lambda z: z[:30] + b"\xff" * 30 + z[60:])(gzip.compress(text, mtime=0)),
+        "truncated": gzip.compress(text, mtime=0)[:-2000],
     }[case]
     store = Storage(f"memory://reader-{case.replace(' ', '-')}").client("acme")
     store.write_bytes("a.ndjson.gz", data)
     try:
         expected = gzip.decompress(data)
-    except (OSError, EOFError):
+    except (OSError, EOFError, zlib.error):
         with pytest.raises(DataQualityError, match="the file is damaged"):
             list(RawBlocks(store, "a.ndjson.gz", block_bytes=4096))
         return
