@@ -149,6 +149,8 @@ def _isal_errors() -> tuple[type[BaseException], ...]:
 
 
 _ISAL_ERRORS = _isal_errors()
+#: what reading a snapshot file raises when the file itself is damaged (not when storage fails: that is retried)
+_DAMAGED = (EOFError, gzip.BadGzipFile, zlib.error)
 
 
 def gzip_size(store: ClientStore, key: str, size: int) -> int | None:
@@ -253,7 +255,7 @@ class RawBlocks:
                     buf = bigger
                 try:
                     got = _fill(f, buf, have, block)
-                except (EOFError, OSError, zlib.error) as exc:  # truncated, corrupt or not gzip at all
+                except _DAMAGED as exc:  # truncated, corrupt or not gzip (a failing storage is raised as it is)
                     raise _damaged(self.store, self.key, exc, lineno) from None
                 if not got:
                     break

@@ -134,3 +134,26 @@ def test_blocks_are_whole_when_the_stream_hands_back_less_per_call():
     f = Trickle(bytes(range(256)) * 30)
     assert _fill(f, buf, 100, 5000) == 5000 and bytes(buf[100:5100]) == (bytes(range(256)) * 30)[:5000]
     assert _fill(f, buf, 0, 5000) == 2680 and _fill(f, buf, 0, 5000) == 0  # the rest, then the end
+
+
+@pytest.mark.parametrize("name", ["a.ndjson.gz", "a.ndjson"])
+def test_a_storage_error_while_reading_is_raised_as_it_is_not_called_damage(monkeypatch, name):
+    # "the file is damaged: re-export it" is for the file's bytes; a failing read is retried by the orchestrator
+    import io
+
+    from sightlines.errors import DataQualityError
+
+    store = Storage(f"memory://reader-ioerror-{name}").client("acme")
+    store.write_bytes(name, gzip.compress(b'{"id": 1}\n' * 1000) if name.endswith(".gz") else b'{"id": 1}\n')
+
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b) -> int:
+            raise ConnectionResetError("connection reset by peer")
+
+    monkeypatch.setattr(type(store), "open", lambda self, key, *args, **kwargs: Failing())
+    with pytest.raises(ConnectionResetError, match="connection reset") as caught:
+        list(RawBlocks(store, name))
+    assert not isinstance(caught.value, DataQualityError)
