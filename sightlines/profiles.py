@@ -105,8 +105,8 @@ class _Inflated(io.RawIOBase):
     ``OSError`` and does not cross a process boundary).
     """
 
-    def __init__(self, raw: IO[bytes], reader: Any):
-        self._raw, self._reader = raw, reader
+    def __init__(self, raw: IO[bytes], reader: Any, errors: tuple[type[BaseException], ...]):
+        self._raw, self._reader, self._errors = raw, reader, errors
 
     def readable(self) -> bool:
         return True
@@ -114,7 +114,7 @@ class _Inflated(io.RawIOBase):
     def readinto(self, buffer: Any) -> int:
         try:
             return self._reader.readinto(buffer)
-        except _ISAL_ERRORS as exc:
+        except self._errors as exc:
             raise gzip.BadGzipFile(f"{type(exc).__name__}: {exc}") from None
 
     def close(self) -> None:
@@ -137,18 +137,9 @@ def _inflated(raw: IO[bytes]) -> IO[bytes]:
         reader = None
     if reader is None or not callable(getattr(reader, "readinto", None)):
         reader = igzip.IGzipFile(fileobj=raw, mode="rb")
-    return _Inflated(raw, reader)
+    return _Inflated(raw, reader, (isal_zlib.error,))
 
 
-def _isal_errors() -> tuple[type[BaseException], ...]:
-    try:
-        from isal import isal_zlib
-    except ImportError:
-        return ()
-    return (isal_zlib.error,)
-
-
-_ISAL_ERRORS = _isal_errors()
 #: what reading a snapshot file raises when the file itself is damaged (not when storage fails: that is retried)
 _DAMAGED = (EOFError, gzip.BadGzipFile, zlib.error)
 
@@ -223,7 +214,7 @@ class RawBlocks:
     had (the compiled decoder does) may set :attr:`n_lines`, which saves
     counting them again. ``select`` says which blocks to yield (the others
     are only read past, and handed to ``passed`` if given, which returns
-    their number of lines or None); reading ends before block ``stop``.
+    their number of lines); reading ends before block ``stop``.
 
     Examples
     --------
@@ -236,7 +227,7 @@ class RawBlocks:
 
     def __init__(self, store: ClientStore, key: str, *, block_bytes: int = 4 << 20,
                  select: Callable[[int], bool] | None = None, stop: int | None = None,
-                 passed: Callable[[memoryview], int | None] | None = None):
+                 passed: Callable[[memoryview], int] | None = None):
         self.store, self.key, self.block_bytes, self.select, self.stop = store, key, block_bytes, select, stop
         self.passed = passed
         self.n_lines: int | None = None
@@ -265,12 +256,11 @@ class RawBlocks:
                     self.n_lines = None
                     yield index, lineno, memoryview(buf)[:cut]
                     lineno += self.n_lines if self.n_lines is not None else buf.count(b"\n", 0, cut)
+                elif cut and self.passed is not None:
+                    with memoryview(buf) as mv:
+                        lineno += self.passed(mv[:cut])
                 elif cut:
-                    n = None
-                    if self.passed is not None:
-                        with memoryview(buf) as mv:
-                            n = self.passed(mv[:cut])
-                    lineno += n if n is not None else buf.count(b"\n", 0, cut)
+                    lineno += buf.count(b"\n", 0, cut)
                 buf[:end - cut] = buf[cut:end]
                 have = end - cut
                 index += 1

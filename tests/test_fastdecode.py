@@ -94,6 +94,11 @@ def generated(tmp_path_factory):
     return storage, store, schema, plan
 
 
+def _snapshot_lines(store) -> list[bytes]:
+    """Every line of the generated snapshot, in file order."""
+    return [x for key in raw_files(store, DATE) for _, _, lines in iter_line_blocks(store, key) for x in lines]
+
+
 def _compare(buf: bytes, schema, plan, *, first: int = 1, seen_fast=None, seen_ref=None):
     decoder = BlockDecoder(plan, schema, schema.roles, latest=LATEST)
     fast = decode_to_chunk(buf, first, "f.ndjson", plan, schema, {} if seen_fast is None else seen_fast,
@@ -216,10 +221,7 @@ def _mangle(line: bytes, rng: random.Random) -> bytes:
 def test_mangled_lines_decode_identically(generated, seed):
     _, store, schema, plan = generated
     rng = random.Random(seed)
-    good = []
-    for key in raw_files(store, DATE):
-        for _, _, lines in iter_line_blocks(store, key):
-            good.extend(x for x in lines if x.strip())
+    good = [x for x in _snapshot_lines(store) if x.strip()]
     lines = []
     for _ in range(800):
         line = rng.choice(good)
@@ -367,7 +369,7 @@ def test_leading_ids_are_the_ids_the_decoder_reads(generated, seed):
 
     _, store, schema, plan = generated
     rng = random.Random(seed)
-    good = [x for key in raw_files(store, DATE) for _, _, lines in iter_line_blocks(store, key) for x in lines]
+    good = _snapshot_lines(store)
     lines = [_mangle(line, rng) if rng.random() < 0.5 else line for line in rng.sample(good, 800)]
     lines += [b'\xef\xbb\xbf{"id":"bom"}', b' { "id" : 42 , "x": 1}', b'{"id":-0}', b'{"id":07}', b'{"id":0}',
               b'{"id":"a\\u0041"}', b'{"id":" pad"}', b'{"x":1,"id":"later"}', b'{"id":"u-9" "x"}', b"", b"[1]"]
@@ -400,7 +402,7 @@ def test_strip_lists_keeps_the_keys_new_keys_reads(generated):
         b'{"a":[],"c":{"d":[]},"e":"[q]"}'
     for cut in (b'{"a":[1,2', b'{"a":"ab', b'{"a":"\\'):  # ends inside a list or a string: returned as it is
         assert native.strip_lists(cut) == cut
-    lines = [x for key in raw_files(store, DATE) for _, _, lines in iter_line_blocks(store, key) for x in lines]
+    lines = _snapshot_lines(store)
     full, shapes = [], []
     for line in lines:
         try:

@@ -37,6 +37,7 @@ enum { ST_OK = 0, ST_SLOW = 1, ST_BLANK = 2 };
 #define MAX_DEPTH 64
 #define MAX_LIST 20000
 #define MAX_ID 256
+#define MAX_ID_DIGITS 18 /* an integer id of more digits is read by the reference */
 #define SLOW (-1)
 #define TRY(x) do { if ((x) < 0) return SLOW; } while (0)
 
@@ -101,6 +102,12 @@ typedef struct {
 } Scanner;
 
 static uint64_t id_hash(const unsigned char *p, Py_ssize_t n);
+
+/* a string id (no escapes, ASCII) that is taken as it is: not empty, not too long, nothing the reference
+ * would strip at its ends (the scanner and leading_ids must agree) */
+static inline int plain_id(const unsigned char *s, Py_ssize_t n) {
+    return n > 0 && n <= MAX_ID && s[0] > 0x20 && s[n - 1] > 0x20;
+}
 
 /* ------------------------------------------------------------------ */
 /* growable vectors                                                    */
@@ -597,10 +604,9 @@ static int apply_user_leaf(P *s, Node *nd, Val *v) {
             break;
         case C_ID:
             if (v->t == V_STR) {
-                if (v->esc || v->nonascii || v->n == 0 || v->n > MAX_ID) return SLOW;
-                if (v->s[0] <= 0x20 || v->s[v->n - 1] <= 0x20) return SLOW; /* the reference strips */
+                if (v->esc || v->nonascii || !plain_id(v->s, v->n)) return SLOW;
                 s->id = v->s; s->idlen = v->n;
-            } else if (v->t == V_NUM && v->isint && !v->neg0 && v->ndig <= 18) {
+            } else if (v->t == V_NUM && v->isint && !v->neg0 && v->ndig <= MAX_ID_DIGITS) {
                 s->id = v->numstart; s->idlen = v->numlen;
             } else {
                 return SLOW;
@@ -1393,7 +1399,7 @@ static PyObject *leading_ids(PyObject *self, PyObject *args) {
                     if (q < lend && *q == '"') {
                         const unsigned char *a = ++q;
                         while (q < lend && *q > 0x1f && *q < 0x80 && *q != '"' && *q != '\\') q++;
-                        if (q < lend && *q == '"' && q > a && q - a <= MAX_ID && a[0] > 0x20 && q[-1] > 0x20) {
+                        if (q < lend && *q == '"' && plain_id(a, q - a)) {
                             v = a;
                             vend = q++;
                         }
@@ -1404,7 +1410,7 @@ static PyObject *leading_ids(PyObject *self, PyObject *args) {
                         while (q < lend && *q >= '0' && *q <= '9') q++;
                         Py_ssize_t nd = q - d;
                         /* an integer as JSON spells it: no leading zero, not -0 */
-                        if (nd >= 1 && nd <= 18 && !(d[0] == '0' && (nd > 1 || a != d))) {
+                        if (nd >= 1 && nd <= MAX_ID_DIGITS && !(d[0] == '0' && (nd > 1 || a != d))) {
                             v = a;
                             vend = q;
                         }
